@@ -1,0 +1,5 @@
+"""Entry point for ``python -m incidentio_operator``."""
+
+from incidentio_operator.cli import main
+
+main()

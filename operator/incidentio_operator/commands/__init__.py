@@ -1,0 +1,1 @@
+"""Subcommands of the ``incidentio-operator`` command line, one module each."""
