@@ -1,0 +1,113 @@
+"""Client-side pacing per API key: a token bucket like incident.io's, with reservations served in order."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """incident.io's published limit: a bucket of `per_minute` requests, refilled continuously."""
+
+    per_minute: int = 1200
+    refill_per_second: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.per_minute < 1 or self.refill_per_second <= 0:
+            raise ValueError("a rate limit needs a bucket of at least 1 and a positive refill rate")
+
+
+class TokenBucket:
+    """One key's allowance; tokens may go negative, each negative token being a caller's reserved slot.
+
+    A caller takes a token at once and learns exactly when its slot comes, so waiting is first come,
+    first served, and each waiter sleeps once instead of polling. When the server says the bucket is
+    empty, every pending slot moves later by the same amount (`shift`), keeping their order.
+    """
+
+    def __init__(self, limit: RateLimit, now: float) -> None:
+        self._capacity = float(limit.per_minute)
+        self._rate = limit.refill_per_second
+        self._tokens = self._capacity
+        self._updated = now
+        self.waiting = 0
+        self.shift = 0.0
+
+    @property
+    def refill_interval(self) -> float:
+        return 1.0 / self._rate
+
+    def reserve(self, now: float) -> float:
+        """Take a token; returns how long from `now` until the caller's slot (0 when it may go now)."""
+        self._refill(now)
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
+
+    def refund(self, now: float) -> None:
+        """Give back a reserved token whose caller gave up before its slot."""
+        self._refill(now)
+        self._tokens = min(self._capacity, self._tokens + 1.0)
+
+    def pause(self, now: float, seconds: float) -> None:
+        """The server says the bucket is empty and one request succeeds `seconds` from now."""
+        self._refill(now)
+        # One token at now + seconds, behind every caller already waiting for a slot.
+        target = 1.0 - seconds * self._rate - self.waiting
+        if target < self._tokens:
+            self.shift += (self._tokens - target) / self._rate
+            self._tokens = target
+
+    def _refill(self, now: float) -> None:
+        if now > self._updated:
+            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
+
+
+class RateLimiter:
+    """A token bucket per API key, so different keys never wait for each other."""
+
+    def __init__(
+        self,
+        limit: RateLimit,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self._limit = limit
+        self._clock = clock
+        self._sleep = sleep
+        self._buckets: dict[Hashable, TokenBucket] = {}
+
+    def bucket(self, key: Hashable) -> TokenBucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self._limit, self._clock())
+        return bucket
+
+    async def acquire(self, key: Hashable) -> float:
+        """Wait for this key's next slot; returns the seconds waited."""
+        bucket = self.bucket(key)
+        start = self._clock()
+        delay = bucket.reserve(start)
+        if delay <= 0:
+            return 0.0
+        slot, shift = start + delay, bucket.shift
+        bucket.waiting += 1
+        try:
+            while (remaining := slot + (bucket.shift - shift) - self._clock()) > 0:
+                await self._sleep(remaining)
+        except BaseException:
+            bucket.refund(self._clock())
+            raise
+        finally:
+            bucket.waiting -= 1
+        return self._clock() - start
+
+    def pause(self, key: Hashable, seconds: float | None) -> None:
+        """Hold back every caller of this key: incident.io answered 429, so its bucket is empty.
+
+        Without a usable wait from the server, assume one refill interval.
+        """
+        bucket = self.bucket(key)
+        bucket.pause(self._clock(), bucket.refill_interval if seconds is None else max(0.0, seconds))
