@@ -294,16 +294,14 @@ class Simulator:
                 await self._before_operation(fault, key)
             if malformed:
                 raise ApiError(400, [error("invalid_json", "The request body is not valid JSON")])
-            status, payload = self._run(operation, request, body, key)
+            status, text = self._run(operation, request, body, key)
             if fault is not None and fault.kind == "lose_response":
                 raise ApiError(fault.status, [error("bad_gateway", "The response was lost on its way back")])
         except ApiError as failure:
-            status, payload = failure.status, failure.envelope(request_id)
+            status, text = failure.status, json.dumps(failure.envelope(request_id))
             headers.update(failure.headers)
         self._record(request, operation.name, body, status, key.name if key else None)
-        return web.Response(
-            status=status, body=json.dumps(payload), content_type="application/json", headers=headers
-        )
+        return web.Response(status=status, text=text, content_type="application/json", headers=headers)
 
     def _authenticate(self, request: web.Request) -> ApiKeyConfig:
         header = request.headers.get("Authorization", "")
@@ -410,25 +408,27 @@ class Simulator:
 
     def _run(
         self, operation: Operation, request: web.Request, body: Any, key: ApiKeyConfig
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> tuple[int, str]:
+        """The operation's status and JSON body; raises ApiError for anything incident.io would refuse."""
         if operation.request_schema is not None:
             problems = validation_errors(operation.request_schema, body)
             if problems:
                 raise ApiError(422, problems)
         if operation.name == "identity":
-            return 200, {
-                "identity": {
-                    "name": key.name,
-                    "roles": sorted(key.roles),
-                    "dashboard_url": DASHBOARD_URL,
-                    "team_roles": [],
-                    "teams": [],
-                }
+            identity = {
+                "name": key.name,
+                "roles": sorted(key.roles),
+                "dashboard_url": DASHBOARD_URL,
+                "team_roles": [],
+                "teams": [],
             }
+            return 200, json.dumps({"identity": identity})
         if operation.name == "list_incident_statuses":
-            return 200, {"incident_statuses": [status_body(s) for s in self.config.incident_statuses]}
+            return 200, json.dumps(
+                {"incident_statuses": [status_body(s) for s in self.config.incident_statuses]}
+            )
         if operation.name == "list_severities":
-            return 200, {"severities": [severity_body(s) for s in self.config.severities]}
+            return 200, json.dumps({"severities": [severity_body(s) for s in self.config.severities]})
         with self._lock:
             if operation.name == "create_incident":
                 incident = self._create(body, key)
@@ -436,8 +436,8 @@ class Simulator:
                 incident = self._existing(request.match_info["id"], allow_number=True)
             else:
                 incident = self._edit(self._existing(request.match_info["id"], allow_number=False), body, key)
-            # Serialise a copy under the lock so a concurrent edit cannot tear the response.
-            return operation.response_status, {"incident": copy.deepcopy(incident)}
+            # Serialised under the lock so a concurrent edit cannot tear the response.
+            return operation.response_status, json.dumps({"incident": incident})
 
     def _existing(self, incident_id: str, *, allow_number: bool) -> dict[str, Any]:
         incident = self._find_incident(incident_id, allow_number=allow_number)
