@@ -1,0 +1,129 @@
+"""The DataAlert kind: one alert from a detector and its lifecycle state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from incidentio_operator.api.common import ObjectRef, SpecError, choice, mapping, string
+
+ALERT_STATES = ("triggered", "acknowledged", "snoozed", "resolved", "dismissed")
+ACTIVE_STATES = frozenset({"triggered", "acknowledged", "snoozed"})
+CLOSING_STATES = frozenset({"resolved", "dismissed"})
+FINALIZER = "alerting.armor.dev/close-incidents"
+
+
+@dataclass(frozen=True)
+class Asset:
+    id: str = ""
+    qualified_name: str = ""
+    environment: str = ""
+    database: str = ""
+    schema: str = ""
+    table: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    type: str
+    column: str = ""
+    from_type: str = ""
+    to_type: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DataAlertSpec:
+    title: str
+    event_type: str
+    severity: str
+    state: str = "triggered"
+    description: str = ""
+    external_id: str = ""
+    source: str = "AnomalyArmor"
+    asset: Asset = field(default_factory=Asset)
+    changes: tuple[Change, ...] = ()
+    detected_at: str = ""
+
+    @classmethod
+    def parse(cls, spec: Mapping[str, Any]) -> DataAlertSpec:
+        title = string(spec.get("title"), "spec.title")
+        if not title:
+            raise SpecError("spec.title", "an alert needs a title")
+        event_type = string(spec.get("eventType"), "spec.eventType")
+        if not event_type:
+            raise SpecError("spec.eventType", "set the event type, e.g. schema_change")
+        severity = string(spec.get("severity"), "spec.severity")
+        if severity not in ("info", "warning", "critical"):
+            raise SpecError("spec.severity", "must be one of info, warning, critical")
+        asset = mapping(spec.get("asset"), "spec.asset")
+        changes = []
+        for index, raw in enumerate(spec.get("changes") or []):
+            item = mapping(raw, f"spec.changes[{index}]")
+            changes.append(
+                Change(
+                    type=string(item.get("type"), f"spec.changes[{index}].type"),
+                    column=string(item.get("column"), f"spec.changes[{index}].column"),
+                    from_type=string(item.get("fromType"), f"spec.changes[{index}].fromType"),
+                    to_type=string(item.get("toType"), f"spec.changes[{index}].toType"),
+                    description=string(item.get("description"), f"spec.changes[{index}].description"),
+                )
+            )
+        if changes and event_type != "schema_change":
+            raise SpecError("spec.changes", "changes are only allowed with eventType: schema_change")
+        return cls(
+            title=title,
+            event_type=event_type,
+            severity=severity,
+            state=choice(spec.get("state"), "spec.state", ALERT_STATES, "triggered"),
+            description=string(spec.get("description"), "spec.description"),
+            external_id=string(spec.get("externalId"), "spec.externalId"),
+            source=string(spec.get("source"), "spec.source", "AnomalyArmor") or "AnomalyArmor",
+            asset=Asset(
+                id=string(asset.get("id"), "spec.asset.id"),
+                qualified_name=string(asset.get("qualifiedName"), "spec.asset.qualifiedName"),
+                environment=string(asset.get("environment"), "spec.asset.environment"),
+                database=string(asset.get("database"), "spec.asset.database"),
+                schema=string(asset.get("schema"), "spec.asset.schema"),
+                table=string(asset.get("table"), "spec.asset.table"),
+            ),
+            changes=tuple(changes),
+            detected_at=string(spec.get("detectedAt"), "spec.detectedAt"),
+        )
+
+
+@dataclass(frozen=True)
+class DataAlert:
+    ref: ObjectRef
+    uid: str
+    generation: int
+    labels: Mapping[str, str]
+    spec: DataAlertSpec | None
+    spec_error: SpecError | None
+    status: Mapping[str, Any]
+    finalizers: tuple[str, ...]
+    deleting: bool
+    resource_version: str = ""
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> DataAlert:
+        meta = body.get("metadata") or {}
+        spec: DataAlertSpec | None = None
+        error: SpecError | None = None
+        try:
+            spec = DataAlertSpec.parse(body.get("spec") or {})
+        except SpecError as exc:
+            error = exc
+        return cls(
+            ref=ObjectRef.of(body),
+            uid=str(meta.get("uid") or ""),
+            generation=int(meta.get("generation") or 0),
+            labels=meta.get("labels") or {},
+            spec=spec,
+            spec_error=error,
+            status=body.get("status") or {},
+            finalizers=tuple(meta.get("finalizers") or ()),
+            deleting=bool(meta.get("deletionTimestamp")),
+            resource_version=str(meta.get("resourceVersion") or ""),
+        )

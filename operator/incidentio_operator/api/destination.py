@@ -1,0 +1,178 @@
+"""The IncidentIoDestination kind: an incident.io account to send to, and how its incidents look."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from incidentio_operator.api.common import (
+    ObjectRef,
+    SpecError,
+    boolean,
+    choice,
+    condition_of,
+    mapping,
+    parse_duration,
+    string,
+)
+
+DEFAULT_BASE_URL = "https://api.incident.io"
+DEFAULT_NAME_PREFIX = "[AnomalyArmor]"
+TEST_REQUESTED_ANNOTATION = "alerting.armor.dev/test-requested-at"
+ALERT_SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class SeverityMapping:
+    """Alert severity → incident.io severity name or ID."""
+
+    default: str = ""
+    by_alert_severity: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.default or self.by_alert_severity)
+
+
+@dataclass(frozen=True)
+class IncidentTemplate:
+    name_prefix: str = DEFAULT_NAME_PREFIX
+    visibility: str = "public"
+    mode: str = "standard"
+    severity: SeverityMapping = field(default_factory=SeverityMapping)
+    incident_type_id: str = ""
+    notify_incident_channel: bool = True
+
+
+@dataclass(frozen=True)
+class ConnectionTest:
+    on_create: str = "Verify"
+    interval: datetime.timedelta = datetime.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class DestinationSpec:
+    secret_name: str
+    secret_key: str = "apiKey"
+    closed_status_id: str = ""
+    incident: IncidentTemplate = field(default_factory=IncidentTemplate)
+    connection_test: ConnectionTest = field(default_factory=ConnectionTest)
+    base_url: str = DEFAULT_BASE_URL
+    suspend: bool = False
+
+    @classmethod
+    def parse(cls, spec: Mapping[str, Any]) -> DestinationSpec:
+        secret_ref = mapping(spec.get("apiKeySecretRef"), "spec.apiKeySecretRef")
+        secret_name = string(secret_ref.get("name"), "spec.apiKeySecretRef.name")
+        if not secret_name:
+            raise SpecError("spec.apiKeySecretRef.name", "name the Secret that holds the API key")
+        incident = mapping(spec.get("incident"), "spec.incident")
+        severity = mapping(incident.get("severity"), "spec.incident.severity")
+        severity_map = mapping(severity.get("map"), "spec.incident.severity.map")
+        for alert_severity, target in severity_map.items():
+            if alert_severity not in ALERT_SEVERITIES:
+                raise SpecError(
+                    f"spec.incident.severity.map.{alert_severity}",
+                    f"keys must be alert severities ({', '.join(ALERT_SEVERITIES)})",
+                )
+            string(target, f"spec.incident.severity.map.{alert_severity}")
+        test = mapping(spec.get("connectionTest"), "spec.connectionTest")
+        interval_text = string(test.get("interval"), "spec.connectionTest.interval", "1h")
+        try:
+            interval = parse_duration(interval_text)
+        except ValueError:
+            raise SpecError("spec.connectionTest.interval", "must be a duration such as 30m or 1h") from None
+        if interval < datetime.timedelta(minutes=1):
+            raise SpecError("spec.connectionTest.interval", "must be at least 1m")
+        base_url = string(spec.get("baseURL"), "spec.baseURL", DEFAULT_BASE_URL).rstrip("/")
+        if not base_url.startswith(("http://", "https://")):
+            raise SpecError("spec.baseURL", "must start with https:// (or http:// for a local simulator)")
+        return cls(
+            secret_name=secret_name,
+            secret_key=string(secret_ref.get("key"), "spec.apiKeySecretRef.key", "apiKey") or "apiKey",
+            closed_status_id=string(spec.get("closedStatusId"), "spec.closedStatusId"),
+            incident=IncidentTemplate(
+                name_prefix=string(incident.get("namePrefix"), "spec.incident.namePrefix", DEFAULT_NAME_PREFIX),
+                visibility=choice(
+                    incident.get("visibility"), "spec.incident.visibility", ("public", "private"), "public"
+                ),
+                mode=choice(incident.get("mode"), "spec.incident.mode", ("standard", "test"), "standard"),
+                severity=SeverityMapping(
+                    default=string(severity.get("default"), "spec.incident.severity.default"),
+                    by_alert_severity={str(k): str(v) for k, v in severity_map.items()},
+                ),
+                incident_type_id=string(incident.get("incidentTypeId"), "spec.incident.incidentTypeId"),
+                notify_incident_channel=boolean(
+                    incident.get("notifyIncidentChannel"), "spec.incident.notifyIncidentChannel", True
+                ),
+            ),
+            connection_test=ConnectionTest(
+                on_create=choice(
+                    test.get("onCreate"), "spec.connectionTest.onCreate", ("Verify", "CreateTestIncident"), "Verify"
+                ),
+                interval=interval,
+            ),
+            base_url=base_url,
+            suspend=boolean(spec.get("suspend"), "spec.suspend", False),
+        )
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A destination as the operator sees it: identity, parsed spec (or why it does not parse), status."""
+
+    ref: ObjectRef
+    uid: str
+    generation: int
+    spec: DestinationSpec | None
+    spec_error: SpecError | None
+    status: Mapping[str, Any]
+    annotations: Mapping[str, str]
+    deleting: bool = False
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> Destination:
+        meta = body.get("metadata") or {}
+        spec: DestinationSpec | None = None
+        error: SpecError | None = None
+        try:
+            spec = DestinationSpec.parse(body.get("spec") or {})
+        except SpecError as exc:
+            error = exc
+        return cls(
+            ref=ObjectRef.of(body),
+            uid=str(meta.get("uid") or ""),
+            generation=int(meta.get("generation") or 0),
+            spec=spec,
+            spec_error=error,
+            status=body.get("status") or {},
+            annotations=meta.get("annotations") or {},
+            deleting=bool(meta.get("deletionTimestamp")),
+        )
+
+    @property
+    def ready(self) -> bool:
+        """Ready as last reported, and for the current generation of the spec."""
+        condition = condition_of(self.status, "Ready")
+        return (
+            condition is not None
+            and condition.get("status") == "True"
+            and self.status.get("observedGeneration") == self.generation
+            and not self.deleting
+        )
+
+    @property
+    def not_ready_reason(self) -> str:
+        if self.deleting:
+            return "being deleted"
+        condition = condition_of(self.status, "Ready")
+        if condition is None or self.status.get("observedGeneration") != self.generation:
+            return "connection test not run yet"
+        return f"{condition.get('reason')}: {condition.get('message')}"
+
+    @property
+    def severity_ids(self) -> Mapping[str, Any]:
+        value = self.status.get("severityIds")
+        return value if isinstance(value, Mapping) else {}

@@ -1,0 +1,646 @@
+"""The operator's service layer: keeps the store, runs the work queue, and carries out the pure decisions."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import hashlib
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from incidentio_operator import delivery as lifecycle
+from incidentio_operator.api import (
+    AlertRule,
+    DataAlert,
+    Destination,
+    ObjectRef,
+    format_time,
+    parse_time,
+    ready_conditions,
+)
+from incidentio_operator.api.alert import FINALIZER
+from incidentio_operator.api.common import API_VERSION, condition_of, utcnow
+from incidentio_operator.api.destination import TEST_REQUESTED_ANNOTATION
+from incidentio_operator.connection_test import TestResult, run_connection_test
+from incidentio_operator.incidentio import (
+    Account,
+    ApiKey,
+    EditIncidentRequest,
+    IncidentIoClient,
+    IncidentIoError,
+)
+from incidentio_operator.kube import KubeClient, KubeError
+from incidentio_operator.metrics import Metrics
+from incidentio_operator.routing import route
+from incidentio_operator.store import Store
+from incidentio_operator.workqueue import WorkQueue
+
+logger = logging.getLogger("incidentio_operator.controller")
+
+ALERTS, DESTINATIONS, RULES = "dataalerts", "incidentiodestinations", "alertrules"
+Key = tuple[str, ObjectRef]
+
+
+@dataclass(frozen=True)
+class Settings:
+    concurrency: int = 32
+    allow_cross_namespace: bool = False
+    # Every object is looked at again this often, so nothing due is missed even if an event was.
+    sweep_interval: float = 60.0
+    delivery_retry_base: float = 5.0
+    test_retry_base: float = 15.0
+    # Rule and destination statuses summarise many alerts; batch their writes.
+    summary_delay: float = 2.0
+
+
+@dataclass
+class DestinationState:
+    """What the operator remembers about a destination between reconciliations (never persisted)."""
+
+    api_key: ApiKey | None = None
+    secret_version: str = ""
+    force_test: bool = False
+    test_failures: int = 0
+    created: int = 0
+    closed: int = 0
+    failed: int = 0
+    last_delivery: dict[str, Any] = field(default_factory=dict)
+
+
+class Controller:
+    def __init__(
+        self,
+        settings: Settings,
+        kube: KubeClient,
+        incidentio: IncidentIoClient,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], datetime.datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.incidentio = incidentio
+        self.metrics = metrics
+        self.clock = clock
+        self.store = Store()
+        self.queue: WorkQueue[Key] = WorkQueue()
+        self._destinations: dict[ObjectRef, DestinationState] = {}
+        self._rule_last_match: dict[ObjectRef, datetime.datetime] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self.started = asyncio.Event()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Load destinations and rules before any alert is looked at, then start the workers."""
+        for body in await self.kube.list(API_VERSION, DESTINATIONS):
+            self.store.destinations.upsert(Destination.from_body(body), body)
+        for body in await self.kube.list(API_VERSION, RULES):
+            self.store.rules.upsert(AlertRule.from_body(body), body)
+        for destination in self.store.destinations:
+            self.queue.add((DESTINATIONS, destination.ref))
+        for rule in self.store.rules:
+            self.queue.add((RULES, rule.ref))
+        self._tasks = [
+            asyncio.create_task(self.queue.run_worker(self._handle), name=f"worker-{n}")
+            for n in range(self.settings.concurrency)
+        ]
+        self._tasks.append(asyncio.create_task(self._sweep(), name="sweep"))
+        self.started.set()
+
+    async def stop(self) -> None:
+        self.queue.close()
+        for task in [*self._tasks, *self._background]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
+        self._tasks.clear()
+
+    @property
+    def idle(self) -> bool:
+        return self.queue.idle
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval)
+            for destination in self.store.destinations:
+                self.queue.add((DESTINATIONS, destination.ref))
+            for alert in self.store.alerts:
+                if _unsettled(alert):
+                    self.queue.add((ALERTS, alert.ref))
+
+    # ----------------------------------------------------------------- events from kopf
+
+    def observe(self, resource: str, event_type: str | None, body: Mapping[str, Any]) -> None:
+        ref = ObjectRef.of(body)
+        deleted = event_type == "DELETED"
+        if resource == ALERTS:
+            if deleted:
+                self.store.alerts.remove(ref)
+            elif self.store.alerts.upsert(DataAlert.from_body(body), body):
+                self.queue.add((ALERTS, ref))
+        elif resource == DESTINATIONS:
+            before = self.store.destinations.get(ref)
+            if deleted:
+                self.store.destinations.remove(ref)
+                self._destinations.pop(ref, None)
+                self._destination_changed(ref, before, None)
+            else:
+                after = Destination.from_body(body)
+                if self.store.destinations.upsert(after, body):
+                    self.queue.add((DESTINATIONS, ref))
+                    self._destination_changed(ref, before, after)
+        elif resource == RULES:
+            before_rule = self.store.rules.get(ref)
+            if deleted:
+                self.store.rules.remove(ref)
+                self._wake_alerts(ref.namespace, everything=True)
+                return
+            rule = AlertRule.from_body(body)
+            if self.store.rules.upsert(rule, body):
+                self.queue.add((RULES, ref))
+                if before_rule is None or before_rule.generation != rule.generation:
+                    self._wake_alerts(ref.namespace, everything=True)
+        elif resource == "secrets":
+            for destination in self.store.destinations.in_namespace(ref.namespace):
+                if destination.spec is not None and destination.spec.secret_name == ref.name:
+                    self.queue.add((DESTINATIONS, destination.ref))
+
+    def _destination_changed(self, ref: ObjectRef, before: Destination | None, after: Destination | None) -> None:
+        was_ready = before is not None and before.ready
+        is_ready = after is not None and after.ready
+        if before is None or after is None or was_ready != is_ready or before.generation != after.generation:
+            for rule in self.store.rules.in_namespace(ref.namespace):
+                self.queue.add((RULES, rule.ref))
+            self._wake_alerts(ref.namespace, everything=False)
+
+    def _wake_alerts(self, namespace: str, *, everything: bool) -> None:
+        for alert in self.store.alerts.in_namespace(namespace):
+            if everything or _unsettled(alert):
+                self.queue.add((ALERTS, alert.ref))
+
+    # ----------------------------------------------------------------- the worker
+
+    async def _handle(self, key: Key) -> None:
+        resource, ref = key
+        self.metrics.queue_depth.set(self.queue.depth)
+        try:
+            if resource == ALERTS:
+                await self._reconcile_alert(ref)
+            elif resource == DESTINATIONS:
+                await self._reconcile_destination(ref)
+            elif resource == RULES:
+                await self._reconcile_rule(ref)
+        except KubeError as exc:
+            if exc.not_found:
+                return
+            self.metrics.reconcile_errors.labels(resource).inc()
+            delay = 1.0 if exc.conflict else 5.0
+            logger.info("%s %s: %s; retrying in %.0fs", resource, ref, exc, delay)
+            self.queue.add_after(key, delay)
+        except Exception:
+            self.metrics.reconcile_errors.labels(resource).inc()
+            logger.exception("%s %s: reconciliation failed; retrying in 30s", resource, ref)
+            self.queue.add_after(key, 30.0)
+
+    # ----------------------------------------------------------------- alerts
+
+    async def _reconcile_alert(self, ref: ObjectRef) -> None:
+        alert = self.store.alerts.get(ref)
+        if alert is None:
+            return
+        routing = None
+        if alert.spec is not None:
+            routing = route(
+                alert.spec,
+                alert.ref,
+                alert.labels,
+                self.store.rules.in_namespace(ref.namespace),
+                allow_cross_namespace=self.settings.allow_cross_namespace,
+            )
+            self._note_matches(alert, routing.matched_rules)
+        destinations: dict[ObjectRef, Destination] = {}
+        wanted = [r.destination for r in routing.routes] if routing else []
+        for item in alert.status.get("deliveries") or ():
+            wanted.append(lifecycle.destination_ref(str(item.get("destination") or ""), ref.namespace))
+        for destination_ref in wanted:
+            found = self.store.destinations.get(destination_ref)
+            if found is not None:
+                destinations[destination_ref] = found
+        context = lifecycle.AlertContext(
+            alert, routing, destinations, self.clock(), retry_base=self.settings.delivery_retry_base
+        )
+        plan = lifecycle.plan(context)
+        finalizers = list(alert.finalizers)
+        if plan.needs_finalizer and FINALIZER not in finalizers and not alert.deleting:
+            finalizers.append(FINALIZER)
+            alert = await self._write_alert(
+                alert, {"metadata": {"finalizers": finalizers, "resourceVersion": alert.resource_version}}
+            )
+        if _differs(plan.status, alert.status):
+            patch = {"metadata": {"resourceVersion": alert.resource_version}, "status": plan.status}
+            alert = await self._write_alert(alert, patch, subresource="status")
+        holds, requeue = any(d.holds_incident for d in plan.deliveries), plan.requeue_after
+        if plan.actions:
+            outcomes = await asyncio.gather(*(self._act(action, destinations) for action in plan.actions))
+            settled = lifecycle.settle(replace(context, alert=alert, now=self.clock()), plan, outcomes)
+            alert = await self._write_alert(alert, {"status": settled.status}, subresource="status")
+            holds, requeue = settled.holds_incidents, settled.requeue_after
+            for event in settled.events:
+                self._record_delivery(alert, event)
+            for destination_ref in settled.reauthenticate:
+                self._state(destination_ref).force_test = True
+                self.queue.add((DESTINATIONS, destination_ref))
+        for event in plan.events:
+            self._record_delivery(alert, event)
+        if not holds and FINALIZER in alert.finalizers:
+            remaining = [name for name in alert.finalizers if name != FINALIZER]
+            await self._write_alert(
+                alert, {"metadata": {"finalizers": remaining, "resourceVersion": alert.resource_version}}
+            )
+        if requeue is not None:
+            jitter = random.uniform(0, min(requeue * 0.1, 2.0))
+            self.queue.add_after((ALERTS, ref), requeue + jitter)
+        self._update_delivery_gauges()
+
+    async def _write_alert(
+        self, alert: DataAlert, patch: Mapping[str, Any], *, subresource: str | None = None
+    ) -> DataAlert:
+        body = await self.kube.patch(
+            API_VERSION, ALERTS, alert.ref.namespace, alert.ref.name, patch, subresource=subresource
+        )
+        updated = DataAlert.from_body(body)
+        self.store.alerts.upsert(updated, body)
+        return updated
+
+    async def _act(self, action: lifecycle.Action, destinations: Mapping[ObjectRef, Destination]) -> lifecycle.Outcome:
+        destination = destinations[action.destination]
+        try:
+            account = await self._account(destination)
+            if isinstance(action, lifecycle.OpenIncident):
+                incident = await self.incidentio.create_incident(account, action.request)
+                closed = False
+                if action.then_close and destination.spec is not None and destination.spec.closed_status_id:
+                    await self.incidentio.edit_incident(
+                        account,
+                        incident.id,
+                        EditIncidentRequest(
+                            incident_status_id=destination.spec.closed_status_id,
+                            notify_incident_channel=destination.spec.incident.notify_incident_channel,
+                        ),
+                    )
+                    closed = True
+                return lifecycle.Outcome(action.label, action.epoch, incident=incident, closed=closed)
+            await self.incidentio.edit_incident(account, action.incident_id, action.request)
+            return lifecycle.Outcome(action.label, action.epoch, closed=True)
+        except IncidentIoError as error:
+            return lifecycle.Outcome(action.label, action.epoch, error=error)
+
+    def _note_matches(self, alert: DataAlert, matched: tuple[str, ...]) -> None:
+        before = set(alert.status.get("matchedRules") or ())
+        for name in matched:
+            if name not in before:
+                rule_ref = ObjectRef(alert.ref.namespace, name)
+                self._rule_last_match[rule_ref] = self.clock()
+                self.queue.add_after((RULES, rule_ref), self.settings.summary_delay)
+
+    def _record_delivery(self, alert: DataAlert, event: lifecycle.DeliveryEvent) -> None:
+        state = self._state(event.destination)
+        label = str(event.destination)
+        if event.action == "Created":
+            state.created += 1
+            self.metrics.incidents_created.labels(label).inc()
+        elif event.action == "Closed":
+            state.closed += 1
+            self.metrics.incidents_closed.labels(label).inc()
+        elif event.action == "Failed":
+            state.failed += 1
+            self.metrics.deliveries_failed.labels(label).inc()
+        state.last_delivery = {
+            "time": format_time(self.clock()),
+            "alert": str(alert.ref),
+            "reference": event.reference,
+            "action": event.action if event.action != "LeftOpen" else "Closed",
+        }
+        self.queue.add_after((DESTINATIONS, event.destination), self.settings.summary_delay)
+        body = self.store.alerts.body(alert.ref)
+        if body is not None:
+            event_type = "Warning" if event.action == "Failed" else "Normal"
+            self._post_event(body, event_type, f"Incident{event.action}", f"{event.message} ({label})")
+
+    def _update_delivery_gauges(self) -> None:
+        pending = waiting = 0
+        for alert in self.store.alerts:
+            for item in alert.status.get("deliveries") or ():
+                if item.get("state") in ("Pending", "Closing"):
+                    pending += 1
+                    if item.get("waitingFor"):
+                        waiting += 1
+        self.metrics.deliveries_pending.set(pending)
+        self.metrics.deliveries_waiting.set(waiting)
+
+    # ----------------------------------------------------------------- destinations
+
+    def _state(self, ref: ObjectRef) -> DestinationState:
+        return self._destinations.setdefault(ref, DestinationState())
+
+    async def _account(self, destination: Destination) -> Account:
+        assert destination.spec is not None
+        state = self._state(destination.ref)
+        if state.api_key is None:
+            secret = await self.kube.get("v1", "secrets", destination.ref.namespace, destination.spec.secret_name)
+            state.api_key, state.secret_version = _api_key(secret, destination.spec.secret_key)
+        if state.api_key is None:
+            raise KubeError(404, "NoAPIKey", f"no API key in the Secret of {destination.ref}")
+        return Account(destination.spec.base_url, state.api_key)
+
+    async def _reconcile_destination(self, ref: ObjectRef) -> None:
+        destination = self.store.destinations.get(ref)
+        if destination is None or destination.deleting:
+            return
+        state = self._state(ref)
+        now = self.clock()
+        status = dict(destination.status)
+        summary = self._summary_fields(destination, state)
+        if destination.spec is None:
+            await self._write_destination(
+                destination,
+                {**summary, **self._conditions(destination, False, "InvalidSpec", str(destination.spec_error))},
+            )
+            return
+        spec = destination.spec
+        if spec.suspend:
+            await self._write_destination(
+                destination,
+                {
+                    **summary,
+                    **self._conditions(
+                        destination, False, "Suspended", "spec.suspend is true: no incidents are sent", stalled=False
+                    ),
+                },
+            )
+            return
+        secret = await self.kube.get("v1", "secrets", ref.namespace, spec.secret_name)
+        api_key, secret_version = _api_key(secret, spec.secret_key)
+        state.api_key, state.secret_version = api_key, secret_version
+        if api_key is None:
+            self.metrics.connection_tests.labels(str(ref), "NoAPIKey").inc()
+            await self._write_destination(
+                destination,
+                {
+                    **summary,
+                    "secretVersion": secret_version,
+                    **self._conditions(destination, False, "NoAPIKey", "No API key configured"),
+                },
+            )
+            return
+        last = status.get("lastTest") or {}
+        requested = destination.annotations.get(TEST_REQUESTED_ANNOTATION, "")
+        next_test = parse_time(str(status.get("nextTestAt") or ""))
+        due = (
+            state.force_test
+            or status.get("observedGeneration") != destination.generation
+            or status.get("secretVersion") != secret_version
+            or requested != (last.get("requestedAt") or "")
+            or condition_of(status, "Ready") is None
+            or (condition_of(status, "Ready") or {}).get("reason") == "NoAPIKey"
+            or next_test is None
+            or next_test <= now
+        )
+        if not due:
+            if _differs(summary, status):
+                await self._write_destination(destination, summary)
+            assert next_test is not None
+            self.queue.add_after((DESTINATIONS, ref), (next_test - now).total_seconds())
+            return
+        state.force_test = False
+        # The test incident goes out on creation, on a spec change and on request, not on every interval.
+        create_test = spec.connection_test.on_create == "CreateTestIncident" and (
+            not last
+            or status.get("observedGeneration") != destination.generation
+            or requested != (last.get("requestedAt") or "")
+        )
+        test_key = (
+            "armor-test-"
+            + hashlib.sha256(
+                f"{destination.uid}|{destination.generation}|{requested}|{secret_version}".encode()
+            ).hexdigest()[:32]
+        )
+        result = await run_connection_test(
+            self.incidentio, Account(spec.base_url, api_key), spec, create_test_incident=create_test, test_key=test_key
+        )
+        self.metrics.connection_tests.labels(str(ref), result.reason).inc()
+        if result.retryable:
+            state.test_failures += 1
+            delay = min(self.settings.test_retry_base * 2 ** (state.test_failures - 1), 600.0)
+        else:
+            state.test_failures = 0
+            delay = spec.connection_test.interval.total_seconds()
+        next_at = now + datetime.timedelta(seconds=delay)
+        fields = {
+            **summary,
+            "secretVersion": secret_version,
+            "lastTest": _last_test(result, now, spec.connection_test.on_create if create_test else "Verify", requested),
+            "nextTestAt": format_time(next_at),
+            "closedStatus": (
+                {
+                    "id": result.closed_status.id,
+                    "name": result.closed_status.name,
+                    "category": result.closed_status.category,
+                }
+                if result.closed_status
+                else status.get("closedStatus") or {}
+            ),
+            "severityIds": dict(result.severity_ids) if result.ok else status.get("severityIds") or {},
+            **self._conditions(destination, result.ok, result.reason, result.message, stalled=not result.retryable),
+        }
+        await self._write_destination(destination, fields)
+        previous = (condition_of(status, "Ready") or {}).get("reason")
+        if result.ok != (previous == "Verified") or create_test or result.retryable is False:
+            self._post_event(
+                self.store.destinations.body(ref) or {},
+                "Normal" if result.ok else "Warning",
+                "ConnectionTestSucceeded" if result.ok else "ConnectionTestFailed",
+                result.message,
+            )
+        self.queue.add_after((DESTINATIONS, ref), delay)
+
+    def _conditions(
+        self, destination: Destination, ready: bool, reason: str, message: str, *, stalled: bool = True
+    ) -> dict[str, Any]:
+        return {
+            "observedGeneration": destination.generation,
+            "conditions": ready_conditions(
+                ready=ready,
+                reason=reason,
+                message=message,
+                generation=destination.generation,
+                previous=destination.status.get("conditions") or (),
+                progressing=not stalled,
+                now=self.clock(),
+            ),
+        }
+
+    def _summary_fields(self, destination: Destination, state: DestinationState) -> dict[str, Any]:
+        """Counters accumulate in memory and are added to what the status already says."""
+        counters = dict(destination.status.get("counters") or {})
+        fields: dict[str, Any] = {}
+        if state.created or state.closed or state.failed or not counters:
+            fields["counters"] = {
+                "incidentsCreated": int(counters.get("incidentsCreated") or 0) + state.created,
+                "incidentsClosed": int(counters.get("incidentsClosed") or 0) + state.closed,
+                "deliveriesFailed": int(counters.get("deliveriesFailed") or 0) + state.failed,
+            }
+        if state.last_delivery:
+            fields["lastDelivery"] = state.last_delivery
+        return fields
+
+    async def _write_destination(self, destination: Destination, fields: Mapping[str, Any]) -> None:
+        if not _differs(fields, destination.status):
+            return
+        state = self._state(destination.ref)
+        body = await self.kube.patch(
+            API_VERSION,
+            DESTINATIONS,
+            destination.ref.namespace,
+            destination.ref.name,
+            {"status": dict(fields)},
+            subresource="status",
+        )
+        if "counters" in fields:
+            state.created = state.closed = state.failed = 0
+        state.last_delivery = {}
+        before = self.store.destinations.get(destination.ref)
+        after = Destination.from_body(body)
+        if self.store.destinations.upsert(after, body):
+            self._destination_changed(destination.ref, before, after)
+
+    # ----------------------------------------------------------------- rules
+
+    async def _reconcile_rule(self, ref: ObjectRef) -> None:
+        rule = self.store.rules.get(ref)
+        if rule is None:
+            return
+        matched = sum(
+            1
+            for alert in self.store.alerts.in_namespace(ref.namespace)
+            if ref.name in (alert.status.get("matchedRules") or ())
+        )
+        last_match = self._rule_last_match.get(ref)
+        fields: dict[str, Any] = {"matchedAlerts": matched}
+        if last_match is not None:
+            fields["lastMatchedAt"] = format_time(last_match)
+        entries: list[dict[str, Any]] = []
+        if rule.spec is None:
+            ready, reason, message = False, "InvalidSpec", str(rule.spec_error)
+        else:
+            problems: list[str] = []
+            for reference in rule.spec.destinations:
+                target = reference.resolve(ref.namespace)
+                entry: dict[str, Any] = {"name": target.name, "namespace": target.namespace, "ready": False}
+                destination = self.store.destinations.get(target)
+                if target.namespace != ref.namespace and not self.settings.allow_cross_namespace:
+                    entry.update(
+                        reason="CrossNamespaceRefused",
+                        message=(
+                            "destinations in other namespaces are refused unless the operator runs with "
+                            "--allow-cross-namespace"
+                        ),
+                    )
+                elif destination is None:
+                    entry.update(reason="NotFound", message=f"IncidentIoDestination {target} not found")
+                elif not destination.ready:
+                    entry.update(
+                        reason="NotReady",
+                        message=f"IncidentIoDestination {target} is not Ready ({destination.not_ready_reason})",
+                    )
+                else:
+                    entry.update(ready=True, reason="Ready", message="")
+                if not entry["ready"]:
+                    problems.append(entry["message"])
+                entries.append(entry)
+            ready = not problems
+            reason = "Ready" if ready else "DestinationNotReady"
+            message = f"all {len(entries)} destination(s) Ready" if ready else "; ".join(problems)
+        fields.update(
+            destinations=entries,
+            observedGeneration=rule.generation,
+            conditions=ready_conditions(
+                ready=ready,
+                reason=reason,
+                message=message,
+                generation=rule.generation,
+                previous=rule.status.get("conditions") or (),
+                progressing=False,
+                now=self.clock(),
+            ),
+        )
+        if _differs(fields, rule.status):
+            body = await self.kube.patch(
+                API_VERSION, RULES, ref.namespace, ref.name, {"status": fields}, subresource="status"
+            )
+            self.store.rules.upsert(AlertRule.from_body(body), body)
+
+    # ----------------------------------------------------------------- events
+
+    def _post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        if not body:
+            return
+        task = asyncio.create_task(self._send_event(body, type_, reason, message))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _send_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        try:
+            await self.kube.post_event(body, type_=type_, reason=reason, message=message, now=self.clock())
+        except KubeError as exc:
+            logger.debug("event %s on %s not posted: %s", reason, ObjectRef.of(body), exc)
+
+
+def _api_key(secret: Mapping[str, Any] | None, key: str) -> tuple[ApiKey | None, str]:
+    """The API key from a Secret, and the Secret's resourceVersion (never the value)."""
+    if secret is None:
+        return None, ""
+    version = str((secret.get("metadata") or {}).get("resourceVersion") or "")
+    encoded = (secret.get("data") or {}).get(key)
+    if not encoded:
+        return None, version
+    try:
+        value = base64.b64decode(encoded).decode().strip()
+    except (ValueError, UnicodeDecodeError):
+        return None, version
+    return (ApiKey(value) if value else None), version
+
+
+def _last_test(result: TestResult, now: datetime.datetime, mode: str, requested: str) -> dict[str, Any]:
+    test: dict[str, Any] = {
+        "time": format_time(now),
+        "result": "Succeeded" if result.ok else "Failed",
+        "mode": mode,
+        "message": result.message,
+        "requestedAt": requested,
+    }
+    if result.identity_name:
+        test["identityName"] = result.identity_name
+        test["roles"] = list(result.roles)
+    if result.incident_reference:
+        test["incidentReference"] = result.incident_reference
+    return test
+
+
+def _differs(wanted: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    return any(current.get(key) != value for key, value in wanted.items())
+
+
+def _unsettled(alert: DataAlert) -> bool:
+    """An alert that may have work left: not Ready, or a delivery not in a final state."""
+    condition = condition_of(alert.status, "Ready")
+    if condition is None or condition.get("status") != "True":
+        return True
+    if alert.status.get("observedGeneration") != alert.generation:
+        return True
+    return any(item.get("state") in ("Pending", "Closing") for item in alert.status.get("deliveries") or ())

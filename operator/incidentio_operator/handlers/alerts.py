@@ -1,0 +1,20 @@
+"""kopf wiring for DataAlert: every watch event goes to the controller's store and work queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from incidentio_operator.api import GROUP, VERSION
+from incidentio_operator.controller import ALERTS
+from incidentio_operator.handlers.startup import options_of
+
+
+def _in_shard(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
+    return options_of(memo).handles(body)
+
+
+@kopf.on.event(GROUP, VERSION, ALERTS, when=_in_shard)
+def alert_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.controller.observe(ALERTS, event.get("type"), body)

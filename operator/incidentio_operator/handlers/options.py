@@ -1,0 +1,24 @@
+"""The operator's run options, handed from the command line to the startup handler through kopf's memo."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from incidentio_operator.controller import Settings
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    settings: Settings = field(default_factory=Settings)
+    incidentio_timeout: float = 10.0
+    incidentio_max_attempts: int = 4
+    rate_limit_per_minute: int = 1200
+    rate_limit_refill_per_second: float = 20.0
+    # Sharding: only DataAlerts carrying these labels are handled by this operator instance.
+    shard_labels: Mapping[str, str] = field(default_factory=dict)
+
+    def handles(self, body: Mapping[str, Any]) -> bool:
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        return all(labels.get(key) == value for key, value in self.shard_labels.items())

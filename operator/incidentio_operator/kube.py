@@ -1,0 +1,206 @@
+"""Our own Kubernetes API calls (reading Secrets, patching objects and their status, posting Events).
+
+kopf watches; this client writes. It authenticates with the same ``kopf.ConnectionInfo`` that
+kopf's login produced, so it works wherever kopf works: in-cluster, with a kubeconfig, or with
+the API stand-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+import kopf
+
+from incidentio_operator.api.common import format_time
+
+logger = logging.getLogger("incidentio_operator.kube")
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class KubeError(Exception):
+    """A Kubernetes API call failed; ``status`` is the HTTP status (None when there was no answer)."""
+
+    def __init__(self, status: int | None, reason: str, message: str) -> None:
+        super().__init__(f"Kubernetes API {status or 'unreachable'} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+
+def resource_path(api_version: str, plural: str, namespace: str | None, name: str | None = None) -> str:
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+    return f"{path}/{name}" if name else path
+
+
+class KubeClient:
+    """A small async client for the handful of calls the operator makes itself."""
+
+    def __init__(
+        self,
+        login: Callable[[], kopf.ConnectionInfo | None],
+        *,
+        timeout: float = 30.0,
+        max_connections: int = 50,
+    ) -> None:
+        self._login = login
+        self._timeout = timeout
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http: httpx.AsyncClient | None = None
+        self._lock = asyncio.Lock()
+        self.calls = 0
+
+    async def _client(self, refresh: bool = False) -> httpx.AsyncClient:
+        async with self._lock:
+            if self._http is not None and not refresh:
+                return self._http
+            info = await asyncio.to_thread(self._login)
+            if info is None:
+                raise KubeError(None, "LoginFailed", "no Kubernetes credentials found (in-cluster or kubeconfig)")
+            old, self._http = self._http, self._build(info)
+            if old is not None:
+                await old.aclose()
+            return self._http
+
+    def _build(self, info: kopf.ConnectionInfo) -> httpx.AsyncClient:
+        verify: Any = True
+        if info.server.startswith("https"):
+            verify = False if info.insecure else info.as_ssl_context()
+        return httpx.AsyncClient(
+            base_url=info.server.rstrip("/"),
+            headers={**info.as_http_headers(), "User-Agent": "incidentio-operator"},
+            verify=verify,
+            timeout=self._timeout,
+            limits=self._limits,
+        )
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def request(
+        self, method: str, path: str, *, json: Any = None, headers: Mapping[str, str] | None = None
+    ) -> Any:
+        for attempt in range(2):
+            client = await self._client(refresh=attempt > 0)
+            self.calls += 1
+            try:
+                response = await client.request(method, path, json=json, headers=headers)
+            except httpx.HTTPError as exc:
+                raise KubeError(None, type(exc).__name__, str(exc) or "no answer") from None
+            if response.status_code == 401 and attempt == 0:
+                continue  # credentials rotated (e.g. a projected service-account token): log in again
+            if response.status_code >= 400:
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = {}
+                raise KubeError(
+                    response.status_code,
+                    str(body.get("reason") or response.reason_phrase),
+                    str(body.get("message") or response.text[:200]),
+                )
+            return response.json() if response.content else None
+        raise KubeError(401, "Unauthorized", "the Kubernetes API refused the operator's credentials")
+
+    async def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self.request("GET", resource_path(api_version, plural, namespace, name))
+        except KubeError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return result
+
+    async def list(self, api_version: str, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            path = resource_path(api_version, plural, namespace) + "?limit=500"
+            if token:
+                path += f"&continue={token}"
+            page = await self.request("GET", path)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
+
+    async def patch(
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        path = resource_path(api_version, plural, namespace, name)
+        if subresource:
+            path += f"/{subresource}"
+        result: dict[str, Any] = await self.request("PATCH", path, json=patch, headers={"Content-Type": MERGE_PATCH})
+        return result
+
+    async def post_event(
+        self,
+        involved: Mapping[str, Any],
+        *,
+        type_: str,
+        reason: str,
+        message: str,
+        now: datetime.datetime,
+    ) -> None:
+        meta = involved.get("metadata") or {}
+        namespace = str(meta.get("namespace") or "default")
+        stamp = format_time(now)
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta.get('name')}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta.get("name"),
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "incidentio-operator"},
+            "reportingComponent": "alerting.armor.dev/incidentio-operator",
+            "reportingInstance": "incidentio-operator",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        await self.request("POST", resource_path("v1", "events", namespace), json=event)
+
+
+def login_from_environment() -> kopf.ConnectionInfo | None:
+    """The same piggybacking kopf does: the kubernetes client's config loading, then kopf's own."""
+    quiet = logging.getLogger("incidentio_operator.kube.login")
+    settings = kopf.OperatorSettings()
+    try:
+        info = kopf.login_via_client(logger=quiet, settings=settings)
+    except Exception:  # the client library is picky about partial configs; kopf's loaders are not
+        info = None
+    return (
+        info
+        or kopf.login_with_service_account(logger=quiet, settings=settings)
+        or kopf.login_with_kubeconfig(logger=quiet, settings=settings)
+    )

@@ -1,0 +1,74 @@
+"""Prometheus metrics of the operator: incidents, incident.io requests, rate limiting, deliveries, tests."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+PREFIX = "incidentio_operator"
+
+
+class Metrics:
+    """One registry per operator instance, so several operators can run in one test process."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.incidents_created = Counter(
+            f"{PREFIX}_incidents_created", "Incidents opened in incident.io.", ["destination"], registry=r
+        )
+        self.incidents_closed = Counter(
+            f"{PREFIX}_incidents_closed", "Incidents closed in incident.io.", ["destination"], registry=r
+        )
+        self.deliveries_failed = Counter(
+            f"{PREFIX}_deliveries_failed",
+            "Deliveries refused permanently by incident.io (until the alert or destination changes).",
+            ["destination"],
+            registry=r,
+        )
+        self.requests = Counter(
+            f"{PREFIX}_incidentio_requests",
+            "HTTP requests to incident.io by operation and status code (code 'none' when nothing answered).",
+            ["operation", "code"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            f"{PREFIX}_incidentio_request_duration_seconds",
+            "Latency of HTTP requests to incident.io.",
+            ["operation"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.rate_limit_waits = Counter(
+            f"{PREFIX}_rate_limit_waits", "Requests that waited for the per-key rate limiter.", registry=r
+        )
+        self.rate_limit_wait_seconds = Counter(
+            f"{PREFIX}_rate_limit_wait_seconds", "Time spent waiting for the per-key rate limiter.", registry=r
+        )
+        self.deliveries_pending = Gauge(
+            f"{PREFIX}_deliveries_pending", "Deliveries not yet opened (or closed) in incident.io.", registry=r
+        )
+        self.deliveries_waiting = Gauge(
+            f"{PREFIX}_deliveries_waiting", "Deliveries waiting for their destination to become Ready.", registry=r
+        )
+        self.connection_tests = Counter(
+            f"{PREFIX}_connection_tests",
+            "Destination connection tests by result (Verified or the failure reason).",
+            ["destination", "result"],
+            registry=r,
+        )
+        self.reconcile_errors = Counter(
+            f"{PREFIX}_reconcile_errors", "Reconciliations that failed and were retried.", ["kind"], registry=r
+        )
+        self.queue_depth = Gauge(f"{PREFIX}_queue_depth", "Objects waiting for a worker.", registry=r)
+
+    # incidentio.RequestObserver
+    def request_finished(self, operation: str, status: int | None, seconds: float) -> None:
+        self.requests.labels(operation, str(status) if status is not None else "none").inc()
+        self.request_duration.labels(operation).observe(seconds)
+
+    def rate_limit_waited(self, seconds: float) -> None:
+        self.rate_limit_waits.inc()
+        self.rate_limit_wait_seconds.inc(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,79 @@
+"""The operator's in-memory view of the three kinds, fed by kopf's watch events and our own writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from incidentio_operator.api import AlertRule, DataAlert, Destination, ObjectRef
+
+
+class Parsed(Protocol):
+    @property
+    def ref(self) -> ObjectRef: ...
+
+
+T = TypeVar("T", bound=Parsed)
+
+
+def _newer_or_unknown(incoming: str, current: str) -> bool:
+    """False only when both versions are etcd revisions and the incoming one is older.
+
+    Watch events of our own earlier writes can arrive after the response of a later write;
+    taking them would make the operator act on a status it has already replaced.
+    """
+    if incoming.isdigit() and current.isdigit():
+        return int(incoming) >= int(current)
+    return True
+
+
+@dataclass
+class Entry(Generic[T]):
+    model: T
+    body: Mapping[str, Any]
+    resource_version: str
+
+
+@dataclass
+class Index(Generic[T]):
+    entries: dict[ObjectRef, Entry[T]] = field(default_factory=dict)
+
+    def upsert(self, model: T, body: Mapping[str, Any]) -> bool:
+        """Store the object unless we already hold a newer version; True when the view changed."""
+        version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        current = self.entries.get(model.ref)
+        if current is not None:
+            if version and version == current.resource_version:
+                return False
+            if not _newer_or_unknown(version, current.resource_version):
+                return False
+        self.entries[model.ref] = Entry(model, body, version)
+        return True
+
+    def remove(self, ref: ObjectRef) -> None:
+        self.entries.pop(ref, None)
+
+    def get(self, ref: ObjectRef) -> T | None:
+        entry = self.entries.get(ref)
+        return entry.model if entry else None
+
+    def body(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+        entry = self.entries.get(ref)
+        return entry.body if entry else None
+
+    def in_namespace(self, namespace: str) -> Iterator[T]:
+        return (entry.model for ref, entry in self.entries.items() if ref.namespace == namespace)
+
+    def __iter__(self) -> Iterator[T]:
+        return (entry.model for entry in self.entries.values())
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+@dataclass
+class Store:
+    destinations: Index[Destination] = field(default_factory=lambda: Index[Destination]())
+    rules: Index[AlertRule] = field(default_factory=lambda: Index[AlertRule]())
+    alerts: Index[DataAlert] = field(default_factory=lambda: Index[DataAlert]())

@@ -1,0 +1,77 @@
+"""A keyed work queue: each key is handled by one worker at a time, repeats coalesce, delays are timers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class WorkQueue(Generic[K]):
+    """The controller-runtime pattern: a key added while it is being handled is handled again after."""
+
+    def __init__(self) -> None:
+        self._ready: asyncio.Queue[K] = asyncio.Queue()
+        self._queued: set[K] = set()
+        self._active: set[K] = set()
+        self._dirty: set[K] = set()
+        self._timers: dict[K, asyncio.TimerHandle] = {}
+
+    def add(self, key: K) -> None:
+        if key in self._queued:
+            return
+        if key in self._active:
+            self._dirty.add(key)
+            return
+        self._queued.add(key)
+        self._ready.put_nowait(key)
+
+    def add_after(self, key: K, delay: float) -> None:
+        """Handle the key after ``delay`` seconds; an earlier pending timer wins over a later one."""
+        if delay <= 0:
+            self.add(key)
+            return
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        existing = self._timers.get(key)
+        if existing is not None:
+            if existing.when() <= when:
+                return
+            existing.cancel()
+        self._timers[key] = loop.call_at(when, self._fire, key)
+
+    def _fire(self, key: K) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    @property
+    def depth(self) -> int:
+        return len(self._queued)
+
+    @property
+    def delayed(self) -> int:
+        return len(self._timers)
+
+    @property
+    def idle(self) -> bool:
+        return not self._queued and not self._active
+
+    async def run_worker(self, handle: Callable[[K], Awaitable[None]]) -> None:
+        while True:
+            key = await self._ready.get()
+            self._queued.discard(key)
+            self._active.add(key)
+            try:
+                await handle(key)
+            finally:
+                self._active.discard(key)
+                if key in self._dirty:
+                    self._dirty.discard(key)
+                    self.add(key)
+
+    def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
