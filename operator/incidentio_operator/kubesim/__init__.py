@@ -1,0 +1,31 @@
+"""A Kubernetes API server stand-in on loopback, with the API-server semantics the operator relies on.
+
+Modelled: discovery, CRDs (registered and unregistered live), get/list/watch/create/update/patch/delete
+and deletecollection, one global resourceVersion, metadata.generation, status subresources, finalizers
+and deletionTimestamp, schema pruning/defaulting/validation of custom objects, Secrets' stringData,
+watch replay/bookmarks/timeouts/410, label and field selectors, pagination, fault injection and
+request accounting.
+
+Not modelled: authentication and RBAC (any token is accepted), admission webhooks, server-side apply,
+strategic merge keys (built-ins get merge-patch semantics), garbage collection via ownerReferences,
+CRD version conversion beyond rewriting apiVersion, consistent snapshots across list pages, and the
+namespace and CRD cleanup controllers (done synchronously and simply, see `Store`).
+"""
+
+from .client import StandInClient
+from .errors import ApiError
+from .kubeconfig import write_kubeconfig
+from .server import KubeApiStandIn, RecordedCall, default_validator_factory
+from .store import ObjectValidatorLike, SchemaProblemLike, ValidatorFactory
+
+__all__ = [
+    "ApiError",
+    "KubeApiStandIn",
+    "ObjectValidatorLike",
+    "RecordedCall",
+    "SchemaProblemLike",
+    "StandInClient",
+    "ValidatorFactory",
+    "default_validator_factory",
+    "write_kubeconfig",
+]
