@@ -1,0 +1,237 @@
+"""Contract: every kind of answer the simulator gives validates against the incident.io spec subset."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+import referencing
+import referencing.jsonschema
+
+from incidentio_operator.simulator import (
+    CLOSED_STATUS_ID,
+    SEVERITY_MINOR_ID,
+    Simulator,
+    SimulatorConfig,
+    extract_spec,
+)
+from incidentio_operator.simulator.extract_spec import DEFAULT_SOURCE
+
+SUBSET_TEXT = resources.files("incidentio_operator.simulator").joinpath("openapi-subset.json").read_text()
+SUBSET: dict[str, Any] = json.loads(SUBSET_TEXT)
+KEY = "inc_live_contract_a1b2c3d4e5f6"
+VIEWER_KEY = "inc_live_contract_viewer_a1b2c3"
+OPERATIONS = {
+    "identity": ("get", "/v1/identity"),
+    "list_incident_statuses": ("get", "/v1/incident_statuses"),
+    "list_severities": ("get", "/v1/severities"),
+    "create_incident": ("post", "/v2/incidents"),
+    "show_incident": ("get", "/v2/incidents/{id}"),
+    "edit_incident": ("post", "/v2/incidents/{id}/actions/edit"),
+}
+
+
+def closed_world(document: dict[str, Any]) -> dict[str, Any]:
+    """The subset with additionalProperties false on the spec's own object schemas.
+
+    The spec leaves objects open, which would let the simulator invent fields unnoticed; closing them makes
+    the contract say "only what incident.io documents". The transcribed error schemas stay as written.
+    """
+    closed = copy.deepcopy(document)
+
+    def close(node: Any) -> None:
+        if isinstance(node, dict):
+            if "properties" in node and "additionalProperties" not in node:
+                node["additionalProperties"] = False
+            for key, value in node.items():
+                if key == "properties":
+                    for child in value.values():
+                        close(child)
+                else:
+                    close(value)
+        elif isinstance(node, list):
+            for item in node:
+                close(item)
+
+    for schema in closed["components"]["schemas"].values():
+        if "x-documented-in" not in schema:
+            close(schema)
+    return closed
+
+
+REGISTRY: referencing.Registry[Any] = referencing.Registry().with_resource(
+    "urn:subset", referencing.jsonschema.DRAFT4.create_resource(closed_world(SUBSET))
+)
+
+
+def assert_matches(schema_name: str, body: Any) -> None:
+    validator = jsonschema.Draft4Validator({"$ref": f"urn:subset#/components/schemas/{schema_name}"}, registry=REGISTRY)
+    problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
+    assert not problems, f"{schema_name}: {problems}"
+
+
+def success_schema(operation: str) -> tuple[int, str]:
+    method, path = OPERATIONS[operation]
+    responses = SUBSET["paths"][path][method]["responses"]
+    (status,) = responses
+    ref: str = responses[status]["content"]["application/json"]["schema"]["$ref"]
+    return int(status), ref.rsplit("/", 1)[-1]
+
+
+def assert_success(operation: str, response: httpx.Response) -> dict[str, Any]:
+    status, schema = success_schema(operation)
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert_matches(schema, body)
+    if "incident" in body:
+        for field in ("created_at", "updated_at"):
+            datetime.fromisoformat(body["incident"][field])
+    return body
+
+
+def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert_matches("TooManyRequestsResponseV1" if status == 429 else "ErrorResponseV1", body)
+    assert body["status"] == status
+    return body
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    sim = Simulator(SimulatorConfig(rate_limit_per_minute=None))
+    sim.set_key(KEY, name="contract", roles=["viewer", "incident_creator", "incident_editor"])
+    sim.set_key(VIEWER_KEY, name="contract-viewer", roles=["viewer"])
+    async with sim:
+        yield sim
+
+
+@pytest.fixture
+async def http(simulator: Simulator) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=simulator.url, headers={"Authorization": f"Bearer {KEY}"}) as client:
+        yield client
+
+
+def create_body(**overrides: Any) -> dict[str, Any]:
+    return {"idempotency_key": "contract-1", "visibility": "private", "mode": "test", "name": "n", **overrides}
+
+
+async def test_every_success_body_matches_its_declared_response_schema(http: httpx.AsyncClient) -> None:
+    assert_success("identity", await http.get("/v1/identity"))
+    assert_success("list_incident_statuses", await http.get("/v1/incident_statuses"))
+    assert_success("list_severities", await http.get("/v1/severities"))
+    bare = assert_success("create_incident", await http.post("/v2/incidents", json=create_body()))["incident"]
+    full = assert_success(
+        "create_incident",
+        await http.post(
+            "/v2/incidents",
+            json=create_body(idempotency_key="contract-2", severity_id=SEVERITY_MINOR_ID, summary="s"),
+        ),
+    )["incident"]
+    replay = assert_success("create_incident", await http.post("/v2/incidents", json=create_body()))["incident"]
+    assert replay["id"] == bare["id"]
+    assert_success("show_incident", await http.get(f"/v2/incidents/{full['id']}"))
+    assert_success("show_incident", await http.get("/v2/incidents/2"))
+    assert_success(
+        "edit_incident",
+        await http.post(
+            f"/v2/incidents/{full['id']}/actions/edit",
+            json={
+                "incident": {"incident_status_id": CLOSED_STATUS_ID, "name": "renamed", "call_url": "https://x"},
+                "notify_incident_channel": False,
+            },
+        ),
+    )
+
+
+async def test_every_error_envelope_matches_the_documented_error_schema(
+    simulator: Simulator, http: httpx.AsyncClient
+) -> None:
+    created = (await http.post("/v2/incidents", json=create_body())).json()["incident"]
+    edit_path = f"/v2/incidents/{created['id']}/actions/edit"
+
+    async with httpx.AsyncClient(base_url=simulator.url) as anonymous:
+        assert_error(await anonymous.get("/v1/identity"), 401)
+        assert_error(await anonymous.get("/v1/identity", headers={"Authorization": "Bearer nope"}), 401)
+        assert_error(await anonymous.get("/v9/unknown"), 404)
+    async with httpx.AsyncClient(base_url=simulator.url, headers={"Authorization": f"Bearer {VIEWER_KEY}"}) as v:
+        assert_error(await v.post("/v2/incidents", json=create_body()), 403)
+
+    assert_error(await http.post("/v2/incidents", content=b"{", headers={"Content-Type": "application/json"}), 400)
+    assert_error(await http.post("/v2/incidents", json={"mode": "x", "visibility": 1}), 422)
+    assert_error(await http.post("/v2/incidents", json=create_body(idempotency_key="k", severity_id="x")), 422)
+    assert_error(await http.get("/v2/incidents/999"), 404)
+    assert_error(
+        await http.post("/v2/incidents/999/actions/edit", json={"incident": {}, "notify_incident_channel": True}), 404
+    )
+    assert_error(await http.post(edit_path, json={"incident": {"incident_status_id": "x"}}), 422)
+
+    simulator.config.severity_required = True
+    assert_error(await http.post("/v2/incidents", json=create_body(idempotency_key="k2")), 422)
+    simulator.config.close_requires_role = "post_incident_flow_opt_out"
+    closing = {"incident": {"incident_status_id": CLOSED_STATUS_ID}, "notify_incident_channel": True}
+    assert_error(await http.post(edit_path, json=closing), 422)
+
+    simulator.faults.fail_next(1, status=503, retry_after="1")
+    assert_error(await http.get("/v1/identity"), 503)
+    simulator.faults.fail_next(1, status=429, retry_after="1")
+    assert_error(await http.get("/v1/identity"), 429)
+    simulator.faults.hang_next(1, seconds=0.01)
+    assert_error(await http.get("/v1/identity"), 504)
+    simulator.faults.lose_response_next(1)
+    assert_error(await http.get("/v1/identity"), 502)
+
+    simulator.config.rate_limit_per_minute = 1
+    await http.get("/v1/identity")
+    assert_error(await http.get("/v1/identity"), 429)
+
+
+async def test_admin_endpoints_list_what_the_api_returned(simulator: Simulator, http: httpx.AsyncClient) -> None:
+    created = (await http.post("/v2/incidents", json=create_body())).json()["incident"]
+    async with httpx.AsyncClient(base_url=simulator.url) as anonymous:
+        listed = (await anonymous.get("/_simulator/incidents")).json()["incidents"]
+        recorded = (await anonymous.get("/_simulator/requests")).json()["requests"]
+    assert listed == [created]
+    for incident in listed:
+        assert_matches("IncidentV2", incident)
+    assert recorded[0]["operation"] == "create_incident"
+    assert recorded[0]["key_name"] == "contract"
+
+
+def test_subset_holds_exactly_the_six_operations_and_names_its_source() -> None:
+    declared = {(method, path) for path, item in SUBSET["paths"].items() for method in item}
+    assert declared == set(OPERATIONS.values())
+    source = SUBSET["x-source"]
+    assert source["file"] == "incident-io-openapi.json"
+    assert (source["title"], source["version"], source["retrieved"]) == (
+        SUBSET["info"]["title"],
+        SUBSET["info"]["version"],
+        "2026-11-26",
+    )
+
+
+def test_every_reference_in_the_subset_resolves_within_it() -> None:
+    schemas = SUBSET["components"]["schemas"]
+    refs = {part.split('"')[0] for part in SUBSET_TEXT.split('"$ref": "#/components/schemas/')[1:]}
+    assert refs and refs <= set(schemas)
+
+
+@pytest.mark.skipif(not DEFAULT_SOURCE.exists(), reason="the full incident.io spec is not available here")
+def test_subset_is_reproducible_from_the_full_spec(tmp_path: Path) -> None:
+    output = tmp_path / "subset.json"
+    assert extract_spec.main([str(DEFAULT_SOURCE), "--output", str(output)]) == 0
+    assert output.read_text(encoding="utf-8") == SUBSET_TEXT
+
+
+def test_the_closed_world_contract_refuses_an_invented_field() -> None:
+    incident = {**SUBSET["components"]["schemas"]["IncidentV2"]["example"], "invented": True}
+    with pytest.raises(AssertionError, match="invented"):
+        assert_matches("IncidentV2", incident)
