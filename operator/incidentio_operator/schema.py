@@ -144,9 +144,7 @@ def _type(validator: Validator, schema_type: str, instance: Any, schema: Mapping
         return
     if not _has_type(instance, schema_type):
         name = _type_name(instance)
-        yield ValidationError(
-            f'Invalid value: "{name}": {_PATH} in body must be of type {schema_type}: "{name}"'
-        )
+        yield ValidationError(f'Invalid value: "{name}": {_PATH} in body must be of type {schema_type}: "{name}"')
 
 
 def _enum(validator: Validator, values: list[Any], instance: Any, schema: Mapping[str, Any]) -> _Errors:
@@ -191,9 +189,7 @@ def _max_items(validator: Validator, limit: int, instance: Any, schema: Mapping[
 
 def _min_items(validator: Validator, limit: int, instance: Any, schema: Mapping[str, Any]) -> _Errors:
     if isinstance(instance, list) and len(instance) < limit:
-        yield ValidationError(
-            f"Invalid value: {len(instance)}: {_PATH} in body should have at least {limit} items"
-        )
+        yield ValidationError(f"Invalid value: {len(instance)}: {_PATH} in body should have at least {limit} items")
 
 
 def _max_properties(validator: Validator, limit: int, instance: Any, schema: Mapping[str, Any]) -> _Errors:
@@ -226,9 +222,7 @@ def _format(validator: Validator, fmt: str, instance: Any, schema: Mapping[str, 
             yield ValidationError(f"Invalid value: {instance}: {_PATH} in body must be of type {fmt}")
 
 
-def _additional_properties(
-    validator: Any, item_schema: Any, instance: Any, schema: Mapping[str, Any]
-) -> _Errors:
+def _additional_properties(validator: Any, item_schema: Any, instance: Any, schema: Mapping[str, Any]) -> _Errors:
     # `descend` is how jsonschema's own keywords recurse, though its Validator protocol does not declare it.
     if not isinstance(instance, dict) or not isinstance(item_schema, dict):
         return
@@ -335,9 +329,7 @@ def _compile_rules(schema: Mapping[str, Any]) -> _RuleNode | None:
         items=items,
         values=values,
         map_keys=(
-            tuple(schema.get("x-kubernetes-list-map-keys", []))
-            if schema.get("x-kubernetes-list-type") == "map"
-            else ()
+            tuple(schema.get("x-kubernetes-list-map-keys", [])) if schema.get("x-kubernetes-list-type") == "map" else ()
         ),
     )
 
@@ -393,13 +385,17 @@ def _evaluate_rules(node: _RuleNode, value: Any, old: Any, path: str, problems: 
 @lru_cache(maxsize=4096)
 def _outcome(rule: _Rule, self_json: str, old_json: str | None) -> bool | str:
     """True or False, or the evaluation error's text."""
-    activation = {"self": json_to_cel(json.loads(self_json))}
-    if old_json is not None:
-        activation["oldSelf"] = json_to_cel(json.loads(old_json))
     try:
+        activation = {"self": json_to_cel(json.loads(self_json))}
+        if old_json is not None:
+            activation["oldSelf"] = json_to_cel(json.loads(old_json))
         return bool(rule.program.evaluate(activation))
     except CELEvalError as error:
-        return str(error.args[0])
+        # celpy appends its whole activation to some messages; the API server's say only what went wrong.
+        return str(error.args[0]).split(" (in activation", 1)[0]
+    except (ValueError, TypeError) as error:
+        # A value CEL cannot represent (an integer beyond int64, say) refuses the object; it must not crash.
+        return str(error)
 
 
 def _problem(rule: _Rule, outcome: bool | str, schema_type: str, path: str) -> SchemaProblem | None:
@@ -528,9 +524,7 @@ class ObjectValidator:
         """Why the API server would refuse `obj` (created, or updated from `old`); empty if it would not."""
         problems: list[SchemaProblem] = []
         if obj.get("kind") != self.kind:
-            problems.append(
-                SchemaProblem("kind", f"Invalid value: {_json(obj.get('kind'))}: must be {self.kind}")
-            )
+            problems.append(SchemaProblem("kind", f"Invalid value: {_json(obj.get('kind'))}: must be {self.kind}"))
         if obj.get("apiVersion") != self.api_version:
             problems.append(
                 SchemaProblem(
@@ -541,7 +535,12 @@ class ObjectValidator:
         for error in self._structural.iter_errors(obj):
             field = _field_path(list(error.absolute_path))
             problems.append(SchemaProblem(field, error.message.replace(_PATH, field)))
-            blocking = blocking or error.validator == "type"
+            # Like a wrong type, an integer beyond its format cannot be given to CEL.
+            blocking = (
+                blocking
+                or error.validator == "type"
+                or (error.validator == "format" and error.validator_value in _INT_RANGES)
+            )
         if self._rules is None:
             return problems
         # Like the API server, CEL rules only run on an object whose types are right.
