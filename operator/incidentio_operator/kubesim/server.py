@@ -165,6 +165,10 @@ class KubeApiStandIn:
         for watcher in self._store.watchers(resource):
             watcher.drop()
 
+    def open_watches(self, resource: str | None = None) -> int:
+        """How many watch streams are open now (of one resource, by plural, or of all)."""
+        return len(list(self._store.watchers(resource)))
+
     def fail_next(
         self,
         count: int,
@@ -243,6 +247,12 @@ class KubeApiStandIn:
             response = _json(exc.to_status(), exc.status)
             if exc.status == 429:
                 response.headers["Retry-After"] = "1"
+        # An open watch stream was recorded when it started, so tests can wait for it to be there.
+        if not (target is not None and target.verb == "watch" and response.prepared):
+            self._record(request, target, response.status)
+        return response
+
+    def _record(self, request: web.Request, target: _Target | None, status: int) -> None:
         self.requests.append(
             RecordedCall(
                 method=request.method,
@@ -252,11 +262,10 @@ class KubeApiStandIn:
                 subresource=target.subresource if target else None,
                 namespace=target.namespace if target else None,
                 name=target.name if target else None,
-                status=response.status,
+                status=status,
                 at=time.time(),
             )
         )
-        return response
 
     def _discovery(self, request: web.Request) -> dict[str, Any] | None:
         parts = [p for p in request.path.split("/") if p]
@@ -389,6 +398,7 @@ class KubeApiStandIn:
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)
+        self._record(request, target, response.status)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         failure = self._store.open_watch(watcher, query.get("resourceVersion"), initial)

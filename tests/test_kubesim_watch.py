@@ -1,0 +1,215 @@
+"""Watch streams of the API stand-in: replay, bookmarks, timeouts, 410 Gone, selectors, faults and shutdown."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from incidentio_operator.kubesim import KubeApiStandIn, StandInClient
+from incidentio_operator.servers import BackgroundLoop
+
+from .test_kubesim import WIDGETS, W, widget
+
+BOUND = 10  # seconds: every stream in these tests ends by itself at the latest after this long
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[BackgroundLoop]:
+    background = BackgroundLoop("kubesim-watch-tests")
+    yield background
+    background.close()
+
+
+def start(loop: BackgroundLoop, **options: Any) -> KubeApiStandIn:
+    stand_in = KubeApiStandIn(crds=[WIDGETS], validator_factory=None, **options)
+    loop.run(stand_in.start())
+    stand_in.put_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+    return stand_in
+
+
+@pytest.fixture
+def api(loop: BackgroundLoop) -> Iterator[KubeApiStandIn]:
+    stand_in = start(loop)
+    yield stand_in
+    loop.run(stand_in.stop())
+
+
+@pytest.fixture
+def client(api: KubeApiStandIn) -> Iterator[StandInClient]:
+    with StandInClient(api.url) as c:
+        yield c
+
+
+def summary(event: dict[str, Any]) -> tuple[str, str]:
+    return event["type"], event["object"]["metadata"].get("name", "")
+
+
+def test_watch_without_resource_version_starts_with_the_current_state(client: StandInClient) -> None:
+    client.create(widget("a"))
+    client.create(widget("b"))
+    events = client.watch(W, "widgets", "default", timeout_seconds=BOUND)
+    assert [summary(next(events)) for _ in range(2)] == [("ADDED", "a"), ("ADDED", "b")]
+    client.create(widget("c"))
+    assert summary(next(events)) == ("ADDED", "c")
+    events.close()
+
+
+def test_watch_replays_the_changes_after_a_resource_version(client: StandInClient) -> None:
+    client.create(widget("a"))
+    since = client.create(widget("b"))["metadata"]["resourceVersion"]
+    client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "unrelated"}})
+    client.patch(W, "widgets", "default", "a", {"spec": {"size": 2}})
+    client.delete(W, "widgets", "default", "b")
+    events = client.watch(W, "widgets", "default", resource_version=since, timeout_seconds=BOUND)
+    replayed = [next(events) for _ in range(2)]
+    assert [summary(e) for e in replayed] == [("MODIFIED", "a"), ("DELETED", "b")]
+    assert replayed[0]["object"]["spec"] == {"size": 2}
+    assert int(replayed[1]["object"]["metadata"]["resourceVersion"]) > int(
+        replayed[0]["object"]["metadata"]["resourceVersion"]
+    )
+    client.create(widget("c"))
+    assert summary(next(events)) == ("ADDED", "c")
+    events.close()
+
+
+def test_a_compacted_resource_version_gives_410_gone(loop: BackgroundLoop) -> None:
+    api = start(loop, history_size=3)
+    try:
+        with StandInClient(api.url) as client:
+            old = client.create(widget("a"))["metadata"]["resourceVersion"]
+            for size in range(5):
+                client.patch(W, "widgets", "default", "a", {"spec": {"size": size}})
+            events = list(client.watch(W, "widgets", "default", resource_version=old, timeout_seconds=BOUND))
+            assert [e["type"] for e in events] == ["ERROR"]
+            assert events[0]["object"]["kind"] == "Status" and events[0]["object"]["code"] == 410
+            recent = client.get(W, "widgets", "default", "a")["metadata"]["resourceVersion"]  # type: ignore[index]
+            client.create(widget("b"))
+            fresh = client.watch(W, "widgets", "default", resource_version=recent, timeout_seconds=BOUND)
+            assert summary(next(fresh)) == ("ADDED", "b")
+            fresh.close()
+    finally:
+        loop.run(api.stop())
+
+
+def test_a_continue_token_older_than_the_history_gives_410(loop: BackgroundLoop) -> None:
+    api = start(loop, history_size=2)
+    try:
+        for i in range(3):
+            api.put_object(
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}", "namespace": "default"}}
+            )
+        url = f"{api.url}/api/v1/namespaces/default/configmaps"
+        token = httpx.get(url, params={"limit": "1"}).json()["metadata"]["continue"]
+        for i in range(3):
+            api.put_object(
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"d{i}", "namespace": "default"}}
+            )
+        expired = httpx.get(url, params={"limit": "1", "continue": token})
+        assert expired.status_code == 410 and expired.json()["reason"] == "Expired"
+    finally:
+        loop.run(api.stop())
+
+
+def test_bookmarks_carry_the_current_resource_version(loop: BackgroundLoop) -> None:
+    api = start(loop, bookmark_interval=0.1)
+    try:
+        with StandInClient(api.url) as client:
+            client.create(widget("a"))
+            events = client.watch(W, "widgets", "default", bookmarks=True, timeout_seconds=BOUND)
+            assert summary(next(events)) == ("ADDED", "a")
+            client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "elsewhere"}})
+            bookmark = next(events)
+            assert bookmark["type"] == "BOOKMARK"
+            assert bookmark["object"]["kind"] == "Widget"
+            assert bookmark["object"]["metadata"]["resourceVersion"] == api.resource_version
+            events.close()
+    finally:
+        loop.run(api.stop())
+
+
+def test_send_initial_events_ends_the_initial_state_with_a_bookmark(api: KubeApiStandIn, client: StandInClient) -> None:
+    client.create(widget("a"))
+    params = {
+        "watch": "true",
+        "sendInitialEvents": "true",
+        "allowWatchBookmarks": "true",
+        "resourceVersionMatch": "NotOlderThan",
+        "timeoutSeconds": str(BOUND),
+    }
+    with httpx.stream("GET", f"{api.url}/apis/example.com/v1/widgets", params=params) as response:
+        lines = response.iter_lines()
+        first, second = json.loads(next(lines)), json.loads(next(lines))
+    assert summary(first) == ("ADDED", "a")
+    assert second["type"] == "BOOKMARK"
+    assert second["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+def test_timeout_seconds_ends_the_stream(client: StandInClient) -> None:
+    started = time.monotonic()
+    assert list(client.watch(W, "widgets", "default", timeout_seconds=1)) == []
+    assert 0.9 <= time.monotonic() - started < BOUND
+
+
+def test_label_selector_transitions_look_like_added_and_deleted(api: KubeApiStandIn, client: StandInClient) -> None:
+    since = api.resource_version
+    events = client.watch(
+        W, "widgets", "default", resource_version=since, label_selector="tier=gold", timeout_seconds=BOUND
+    )
+    client.create({**widget("a"), "metadata": {"name": "a", "labels": {"tier": "gold"}}})
+    client.create({**widget("b"), "metadata": {"name": "b", "labels": {"tier": "silver"}}})
+    client.patch(W, "widgets", "default", "a", {"metadata": {"labels": {"tier": "silver"}}})
+    client.patch(W, "widgets", "default", "b", {"metadata": {"labels": {"tier": "gold"}}})
+    assert [summary(next(events)) for _ in range(3)] == [("ADDED", "a"), ("DELETED", "a"), ("ADDED", "b")]
+    events.close()
+
+
+def test_finalizer_lifecycle_as_seen_by_a_watcher(api: KubeApiStandIn, client: StandInClient) -> None:
+    events = client.watch(W, "widgets", "default", resource_version=api.resource_version, timeout_seconds=BOUND)
+    client.create({**widget("a"), "metadata": {"name": "a", "finalizers": ["example.com/cleanup"]}})
+    client.delete(W, "widgets", "default", "a")
+    client.patch(W, "widgets", "default", "a", {"metadata": {"finalizers": None}})
+    seen = [next(events) for _ in range(3)]
+    assert [summary(e) for e in seen] == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
+    assert seen[1]["object"]["metadata"]["deletionTimestamp"]
+    assert not seen[2]["object"]["metadata"].get("finalizers")
+    events.close()
+
+
+def test_drop_watches_cuts_streams_mid_flight(api: KubeApiStandIn, client: StandInClient) -> None:
+    client.create(widget("a"))
+    events = client.watch(W, "widgets", "default", timeout_seconds=BOUND)
+    assert summary(next(events)) == ("ADDED", "a")
+    api.drop_watches("widgets")
+    with pytest.raises(httpx.TransportError):
+        next(events)
+    deadline = time.monotonic() + BOUND
+    while api.open_watches("widgets") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert api.open_watches("widgets") == 0
+
+
+def test_stop_does_not_wait_for_open_watches(loop: BackgroundLoop) -> None:
+    api = start(loop)
+    with StandInClient(api.url) as client:
+        ended = threading.Event()
+
+        def consume() -> None:
+            for _ in client.watch(W, "widgets", "default", timeout_seconds=600):
+                pass
+            ended.set()
+
+        consumer = threading.Thread(target=consume, daemon=True)
+        consumer.start()
+        deadline = time.monotonic() + BOUND
+        while not api.open_watches("widgets") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        loop.run(api.stop(), timeout=BOUND)
+        assert time.monotonic() - started < 3
+        assert ended.wait(BOUND)
