@@ -11,6 +11,8 @@ from collections.abc import Sequence
 SUBCOMMANDS = (
     "incidentio_operator.commands.run",
     "incidentio_operator.commands.simulator",
+    "incidentio_operator.commands.validate",
+    "incidentio_operator.commands.route",
 )
 
 
