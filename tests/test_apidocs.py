@@ -37,7 +37,8 @@ def test_docs_api_md_is_up_to_date() -> None:
 
 
 def test_every_field_in_the_crds_has_a_description() -> None:
-    found = list(all_fields())
+    # metadata is the exception: the API server refuses a CRD that describes it.
+    found = [(path, node) for path, node in all_fields() if not path.endswith(".metadata") or path.count(".") > 1]
     assert len(found) > 100
     missing = [path for path, node in found if not node.get("description", "").strip()]
     assert missing == []
