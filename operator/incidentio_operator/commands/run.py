@@ -104,7 +104,12 @@ def main(args: argparse.Namespace) -> int:
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
         log_refkey="object" if args.log_format == "json" else None,
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Per-request lines of the HTTP libraries would drown the operator's own; kopf logs every
+    # watch event it hands to a handler at INFO, which with thousands of alerts is noise too.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if not args.verbose:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     metrics = Metrics()
     if args.metrics_port:
         start_http_server(args.metrics_port, registry=metrics.registry)
