@@ -119,7 +119,7 @@ class Options:
 def check(
     manifests: ManifestSet, options: Options = Options(), crds: Sequence[Mapping[str, Any]] | None = None
 ) -> Report:
-    """Every finding about the loaded manifests, in file order, then reference findings."""
+    """Every finding about the loaded manifests, grouped by file."""
     report = Report(objects=len(manifests.manifests), files=len(manifests.files))
     report.problems += [Problem("error", problem.source, message=problem.message) for problem in manifests.problems]
     defaulted: dict[int, Mapping[str, Any]] = {}
@@ -131,6 +131,8 @@ def check(
         defaulted[position] = body
     report.problems += _destination_references(manifests, defaulted, options)
     report.problems += _secret_references(manifests, defaulted, options)
+    # Grouped by file, as a reviewer reads a pull request; within a file, schema findings come first.
+    report.problems.sort(key=lambda problem: problem.source)
     return report
 
 
