@@ -1,0 +1,117 @@
+"""The in-memory index: newer versions replace older ones, stale watch events never do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from incidentio_operator.api import DataAlert, ObjectRef
+from incidentio_operator.store import Index, Store
+
+from .factories import NAMESPACE, alert_body
+
+REF = ObjectRef(NAMESPACE, "orders-column-removed-7f3a")
+
+
+def _version(resource_version: str, **spec: Any) -> tuple[DataAlert, dict[str, Any]]:
+    body = alert_body(**spec)
+    body["metadata"]["resourceVersion"] = resource_version
+    return DataAlert.from_body(body), body
+
+
+def _index_holding(resource_version: str) -> Index[DataAlert]:
+    index: Index[DataAlert] = Index()
+    assert index.upsert(*_version(resource_version, state="triggered"))
+    return index
+
+
+def test_first_version_is_stored() -> None:
+    index: Index[DataAlert] = Index()
+    alert, body = _version("7")
+
+    assert index.upsert(alert, body) is True
+    assert index.get(REF) is alert
+    assert index.body(REF) is body
+    assert len(index) == 1
+
+
+@pytest.mark.parametrize(("stored", "newer"), [("7", "8"), ("9", "10"), ("99", "100")])
+def test_newer_version_replaces_the_stored_one(stored: str, newer: str) -> None:
+    index = _index_holding(stored)
+
+    assert index.upsert(*_version(newer, state="resolved")) is True
+    alert = index.get(REF)
+    assert alert is not None and alert.spec is not None
+    assert alert.spec.state == "resolved"
+    assert alert.resource_version == newer
+
+
+def test_versions_compare_as_integers_not_as_text() -> None:
+    index = _index_holding("9")
+
+    assert index.upsert(*_version("10", state="resolved")) is True, "'10' < '9' as text, but it is newer"
+
+
+@pytest.mark.parametrize("older", ["9", "99"])
+def test_older_version_is_ignored(older: str) -> None:
+    index = _index_holding("100")
+
+    assert index.upsert(*_version(older, state="resolved")) is False
+    stored = index.get(REF)
+    assert stored is not None and stored.spec is not None
+    assert stored.spec.state == "triggered"
+    body = index.body(REF)
+    assert body is not None and body["metadata"]["resourceVersion"] == "100"
+
+
+def test_identical_version_is_ignored() -> None:
+    index = _index_holding("100")
+
+    assert index.upsert(*_version("100", state="resolved")) is False
+    stored = index.get(REF)
+    assert stored is not None and stored.spec is not None
+    assert stored.spec.state == "triggered"
+
+
+def test_version_that_is_not_a_number_is_taken() -> None:
+    index = _index_holding("100")
+
+    assert index.upsert(*_version("", state="resolved")) is True
+    assert index.upsert(*_version("abc", state="dismissed")) is True
+
+
+def test_objects_are_kept_apart_by_namespace_and_name() -> None:
+    index: Index[DataAlert] = Index()
+    index.upsert(*_version("5"))
+    index.upsert(*_version("3", name="other-alert"))
+    index.upsert(*_version("1", namespace="another-team"))
+
+    assert len(index) == 3
+    assert sorted(alert.ref.name for alert in index.in_namespace(NAMESPACE)) == [
+        "orders-column-removed-7f3a",
+        "other-alert",
+    ]
+    assert [alert.ref for alert in index.in_namespace("another-team")] == [
+        ObjectRef("another-team", "orders-column-removed-7f3a")
+    ]
+
+
+def test_removed_object_is_gone_and_removing_twice_is_harmless() -> None:
+    index = _index_holding("5")
+
+    index.remove(REF)
+    index.remove(REF)
+
+    assert index.get(REF) is None
+    assert index.body(REF) is None
+    assert list(index) == []
+
+
+def test_store_holds_one_index_per_kind() -> None:
+    store = Store()
+    store.alerts.upsert(*_version("5"))
+
+    assert len(store.alerts) == 1
+    assert len(store.rules) == 0
+    assert len(store.destinations) == 0
