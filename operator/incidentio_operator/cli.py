@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 # Each module defines ``register(subparsers)``; the parser it adds carries ``func(args) -> int``.
 SUBCOMMANDS = (
+    "incidentio_operator.commands.demo",
     "incidentio_operator.commands.run",
     "incidentio_operator.commands.simulator",
     "incidentio_operator.commands.validate",

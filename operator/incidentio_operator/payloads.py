@@ -40,8 +40,10 @@ def incident_summary(alert: DataAlertSpec, alert_ref: ObjectRef, rules: Sequence
         described = []
         for change in alert.changes:
             text = change.type + (f" {change.column}" if change.column else "")
-            if change.from_type or change.to_type:
-                text += f" ({change.from_type or '?'} -> {change.to_type or '?'})"
+            if change.from_type and change.to_type:
+                text += f" ({change.from_type} -> {change.to_type})"
+            elif change.from_type or change.to_type:
+                text += f" (was {change.from_type})" if change.from_type else f" (now {change.to_type})"
             described.append(text)
         lines.append(f"Changes: {'; '.join(described)}")
     if alert.external_id:
