@@ -330,7 +330,10 @@ class Controller:
         body = self.store.alerts.body(alert.ref)
         if body is not None:
             event_type = "Warning" if event.action == "Failed" else "Normal"
-            self._post_event(body, event_type, f"Incident{event.action}", f"{event.message} ({label})")
+            reason = {"Created": "IncidentCreated", "Closed": "IncidentClosed", "Failed": "DeliveryFailed"}.get(
+                event.action, "IncidentLeftOpen"
+            )
+            self._post_event(body, event_type, reason, f"{event.message} ({label})")
 
     def _update_delivery_gauges(self) -> None:
         pending = waiting = 0
