@@ -122,7 +122,9 @@ class Demo:
             status = body.get("status") or {}
             if status.get("observedGeneration") != (body.get("metadata") or {}).get("generation"):
                 return None
-            condition: dict[str, Any] = next((c for c in status.get("conditions") or () if c.get("type") == "Ready"), {})
+            condition: dict[str, Any] = next(
+                (c for c in status.get("conditions") or () if c.get("type") == "Ready"), {}
+            )
             if reason is not None:
                 return body if condition.get("reason") == reason else None
             return body if condition.get("status") == "True" else None
