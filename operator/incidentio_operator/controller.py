@@ -55,6 +55,8 @@ class Settings:
     test_retry_base: float = 15.0
     # Rule and destination statuses summarise many alerts; batch their writes.
     summary_delay: float = 2.0
+    # The namespaces the operator watches (kopf patterns); empty means the whole cluster.
+    namespaces: tuple[str, ...] = ()
 
 
 @dataclass
@@ -98,10 +100,15 @@ class Controller:
 
     async def start(self) -> None:
         """Load destinations and rules before any alert is looked at, then start the workers."""
-        for body in await self.kube.list(API_VERSION, DESTINATIONS):
-            self.store.destinations.upsert(Destination.from_body(body), body)
-        for body in await self.kube.list(API_VERSION, RULES):
-            self.store.rules.upsert(AlertRule.from_body(body), body)
+        # Exact namespaces are listed one by one, so a namespace-scoped Role is enough; patterns
+        # (or no namespaces: the whole cluster) need a cluster-wide list, as kopf's watches do.
+        exact: list[str | None] = [ns for ns in self.settings.namespaces if not any(ch in ns for ch in "*?[!")]
+        scopes: list[str | None] = exact if exact and len(exact) == len(self.settings.namespaces) else [None]
+        for scope in scopes:
+            for body in await self.kube.list(API_VERSION, DESTINATIONS, scope):
+                self.store.destinations.upsert(Destination.from_body(body), body)
+            for body in await self.kube.list(API_VERSION, RULES, scope):
+                self.store.rules.upsert(AlertRule.from_body(body), body)
         for destination in self.store.destinations:
             self.queue.add((DESTINATIONS, destination.ref))
         for rule in self.store.rules:

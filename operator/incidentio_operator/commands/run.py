@@ -83,6 +83,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
             sweep_interval=args.sweep_interval,
             delivery_retry_base=args.delivery_retry_base,
             test_retry_base=args.test_retry_base,
+            namespaces=tuple(args.namespace),
         ),
         incidentio_timeout=args.incidentio_timeout,
         incidentio_max_attempts=args.incidentio_max_attempts,
