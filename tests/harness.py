@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 from incidentio_operator.kubesim import KubeApiStandIn, StandInClient
 from incidentio_operator.schema import load_crds
 from incidentio_operator.servers import BackgroundLoop
-from incidentio_operator.simulator import ApiKeyConfig, Simulator, SimulatorConfig
+from incidentio_operator.simulator import ApiKeyConfig, Faults, Simulator, SimulatorConfig
+from incidentio_operator.simulator.faults import Fault
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -195,3 +196,135 @@ def iter_strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from iter_strings(item)
+
+
+# ---------------------------------------------------------------------- exactly-once bench (issue 4)
+
+# The scenarios of issue 4 run at CI scale by default; INCIDENTIO_FULL=1 runs the issue's full counts.
+FULL = os.environ.get("INCIDENTIO_FULL", "") == "1"
+
+
+def scaled(ci: int, full: int) -> int:
+    """The CI count, or the issue's full count when INCIDENTIO_FULL=1."""
+    return full if FULL else ci
+
+
+def alert_of_incident(incident: dict[str, Any]) -> str:
+    """``namespace/name`` of the DataAlert an incident was opened for, read from the link back in its summary."""
+    summary = str(incident.get("summary") or "")
+    marker = "kubectl -n "
+    start = summary.find(marker)
+    if start < 0:
+        return ""
+    namespace, _, rest = summary[start + len(marker) :].partition(" get dataalert ")
+    return f"{namespace}/{rest.split()[0]}" if rest.split() else ""
+
+
+class Books:
+    """incident.io's incidents set against the DataAlerts' statuses: the figures issue 4 asks for."""
+
+    def __init__(self, env: Environment, namespaces: Sequence[str]) -> None:
+        self.incidents = [i for i in env.sim.incidents if i.get("mode") != "test"]
+        self.alerts = [
+            body for namespace in namespaces for body in env.client.list(GROUP_VERSION, "dataalerts", namespace)
+        ]
+        per_delivery: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for incident in self.incidents:
+            creator = str(((incident.get("creator") or {}).get("api_key") or {}).get("name") or "")
+            per_delivery.setdefault((alert_of_incident(incident), creator), []).append(incident)
+        self.per_delivery = per_delivery
+        self.by_id = {str(i["id"]): i for i in self.incidents}
+
+    @property
+    def created(self) -> int:
+        return len(self.incidents)
+
+    @property
+    def duplicates(self) -> int:
+        """Incidents beyond the first for one (alert, destination key); every scenario here has one epoch."""
+        return sum(len(found) - 1 for found in self.per_delivery.values())
+
+    def open_incidents(self) -> list[dict[str, Any]]:
+        return [i for i in self.incidents if (i.get("incident_status") or {}).get("category") != "closed"]
+
+    def disagreements(self) -> list[str]:
+        """Deliveries whose state says something incident.io does not (or that name no incident at all)."""
+        problems: list[str] = []
+        named: set[str] = set()
+        for body in self.alerts:
+            meta = body["metadata"]
+            for delivery in (body.get("status") or {}).get("deliveries") or ():
+                where = f"{meta['namespace']}/{meta['name']} {delivery.get('destination')}#{delivery.get('epoch')}"
+                incident_id = str(delivery.get("incidentId") or "")
+                state = delivery.get("state")
+                if not incident_id:
+                    problems.append(f"{where}: state {state} without an incident")
+                    continue
+                named.add(incident_id)
+                incident = self.by_id.get(incident_id)
+                if incident is None:
+                    problems.append(f"{where}: incident {incident_id} does not exist in incident.io")
+                    continue
+                category = (incident.get("incident_status") or {}).get("category")
+                if (state == "Closed") != (category == "closed"):
+                    problems.append(f"{where}: state {state} but incident.io says {category}")
+        problems.extend(f"incident {i} is named by no DataAlert" for i in sorted(set(self.by_id) - named))
+        return problems
+
+
+def assert_secret_nowhere(env: Environment, *secrets: str) -> None:
+    """No API key in the operator's log, any Event, any custom object's status, or what incident.io recorded."""
+    places: list[tuple[str, Any]] = [("operator log", env.operator_log)]
+    places.extend((f"event {e['metadata']['name']}", e) for e in env.client.events())
+    for plural in ("incidentiodestinations", "alertrules", "dataalerts"):
+        for body in env.client.list(GROUP_VERSION, plural):
+            places.append((f"{plural} {body['metadata']['name']} status", body.get("status") or {}))
+    for request in env.sim.requests:
+        places.append((f"simulator record {request.operation}", [request.path, request.body, request.key_name]))
+    for secret in secrets:
+        assert secret, "an empty secret proves nothing"
+        for where, value in places:
+            texts = [value] if isinstance(value, str) else list(iter_strings(value))
+            assert not any(secret in text for text in texts), f"API key found in {where}"
+
+
+def rate_in_paced_phase(times: Sequence[float], capacity: int, refill_per_second: float) -> tuple[float, int, float]:
+    """(calls per second, calls, seconds) from the moment a bucket like incident.io's first ran dry.
+
+    The bucket is replayed over the accepted calls' arrival times, so the phase starts exactly where
+    a client could no longer go faster than the refill; a paced client then sustains about the refill rate.
+    """
+    ordered = sorted(times)
+    tokens, updated = float(capacity), ordered[0] if ordered else 0.0
+    for index, at in enumerate(ordered):
+        tokens = min(float(capacity), tokens + (at - updated) * refill_per_second) - 1.0
+        updated = at
+        if tokens < 1.0:
+            paced = ordered[index:]
+            seconds = paced[-1] - paced[0]
+            # n calls span n-1 refill intervals.
+            return ((len(paced) - 1) / seconds if seconds > 0 else 0.0), len(paced), seconds
+    return 0.0, 0, 0.0
+
+
+class WatchedFaults(Faults):
+    """The simulator's fault plan, noting each fault as its request arrives, so a test knows a call is in flight.
+
+    The simulator records a request only once it is answered; a hung call would be invisible until then.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken: list[tuple[str, str]] = []
+
+    def take(self, operation: str) -> Fault | None:
+        fault = super().take(operation)
+        if fault is not None:
+            self.taken.append((operation, fault.kind))
+        return fault
+
+
+def watch_faults(env: Environment) -> WatchedFaults:
+    faults = WatchedFaults()
+    env.sim.faults = faults
+    return faults
