@@ -413,10 +413,6 @@ def test_invalid_alert_spec_is_not_ready_and_acts_on_nothing() -> None:
     assert step.condition("Stalled")["status"] == "True"
 
 
-@pytest.mark.xfail(
-    reason="BUG: plan() returns needs_finalizer=False for an invalid spec even when an incident is open",
-    strict=True,
-)
 def test_alert_whose_spec_turns_invalid_keeps_its_finalizer_while_an_incident_is_open() -> None:
     broken = with_spec(opened(), severity="high")
 
@@ -485,9 +481,6 @@ def test_retries_back_off_exponentially() -> None:
     assert second.settlement.requeue_after == 2 * RETRY_BASE
 
 
-@pytest.mark.xfail(
-    reason="BUG: settle() ignores RateLimited.retry_after; nextAttemptAt uses the backoff only", strict=True
-)
 def test_rate_limited_create_is_not_retried_before_incident_io_said() -> None:
     step = reconcile(alert_body(), failing(incidentio_error(429, "slow down", retry_after=60.0)))
 
@@ -510,10 +503,6 @@ def test_rejected_api_key_retries_and_asks_for_the_destination_to_be_tested_agai
     assert ready(step)[0] == "False"
 
 
-@pytest.mark.xfail(
-    reason="BUG: 401/403 lastError is the fixed 'HTTP 40x: ...' text, without incident.io's request id or message",
-    strict=True,
-)
 @pytest.mark.parametrize("status", [401, 403])
 def test_rejected_api_key_error_carries_incident_ios_message_and_request_id(status: int) -> None:
     error = incidentio_error(status, "API key lacks the incident_creator role", request_id="req_auth_1")
@@ -642,9 +631,6 @@ def test_closed_incident_is_not_closed_again() -> None:
     assert ready(step) == ("True", "Closed")
 
 
-@pytest.mark.xfail(
-    reason="BUG: attempts carry over from the create, so the first close records attempts=2", strict=True
-)
 def test_close_counts_its_own_attempts() -> None:
     step = reconcile(resolved(), incidentio())
 
@@ -720,10 +706,6 @@ def test_unconfirmed_create_for_a_destination_without_closed_status_ends_left_op
     assert ready(step) == ("True", "LeftOpen")
 
 
-@pytest.mark.xfail(
-    reason="BUG: settle() turns a re-sent create for a resolved alert into LeftOpen without a LeftOpen event",
-    strict=True,
-)
 def test_unconfirmed_create_left_open_tells_the_user_with_an_event() -> None:
     no_close = [destination_body(closed_status_id=None)]
     died = reconcile(alert_body(), destinations=no_close).body
@@ -859,10 +841,6 @@ def test_history_is_bounded_to_the_latest_epochs() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    reason="BUG: an older epoch's incident still Closing when the alert triggers again is never closed",
-    strict=True,
-)
 def test_incident_whose_close_was_still_pending_is_closed_after_the_alert_triggers_again() -> None:
     close_failed = reconcile(resolved(), failing(incidentio_error(503))).body
 

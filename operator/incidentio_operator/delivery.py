@@ -30,6 +30,7 @@ from incidentio_operator.incidentio import (
     Forbidden,
     Incident,
     IncidentIoError,
+    RateLimited,
     Unauthorized,
 )
 from incidentio_operator.payloads import create_request, idempotency_key
@@ -262,7 +263,8 @@ def plan(context: AlertContext) -> Plan:
     namespace = alert.ref.namespace
 
     if alert.spec is None and not alert.deleting:
-        return Plan(_status(context, epoch, observed_state, deliveries), (), False, None, epoch, tuple(deliveries))
+        holds = any(d.holds_incident for d in deliveries)
+        return Plan(_status(context, epoch, observed_state, deliveries), (), holds, None, epoch, tuple(deliveries))
 
     if not closing and alert.spec is not None and context.routing is not None:
         existing = {(d.destination, d.epoch): index for index, d in enumerate(deliveries)}
@@ -338,90 +340,95 @@ def plan(context: AlertContext) -> Plan:
                 )
             )
 
-    if closing:
-        kept: list[Delivery] = []
-        for delivery in deliveries:
+    # Incidents to close: every one when the alert resolves, is dismissed or is deleted; while it is
+    # active, those of earlier epochs whose close did not finish before it triggered again.
+    kept: list[Delivery] = []
+    for delivery in deliveries:
+        if closing or delivery.epoch < epoch:
             if delivery.state is State.PENDING and delivery.attempts == 0:
                 continue  # never sent: nothing can exist in incident.io
             if delivery.state is State.FAILED and not delivery.incident_id:
                 continue  # the create was refused: nothing to close
-            kept.append(delivery)
-        deliveries = kept
-        for index, delivery in enumerate(deliveries):
-            if not delivery.holds_incident and delivery.state is not State.FAILED:
-                continue
-            ref = destination_ref(delivery.destination, namespace)
-            destination = context.destinations.get(ref)
-            if (
-                delivery.state is State.FAILED
-                and destination is not None
-                and (
-                    delivery.alert_generation == alert.generation
-                    and delivery.destination_generation == destination.generation
-                )
-            ):
-                continue
-            if destination is not None and destination.spec is not None and not destination.spec.closed_status_id:
-                if delivery.incident_id:
-                    deliveries[index] = replace(delivery, state=State.LEFT_OPEN, waiting_for="", last_error="")
-                    events.append(
-                        DeliveryEvent(
-                            "LeftOpen",
-                            ref,
-                            delivery.reference,
-                            f"Incident {delivery.reference} left open: the destination has no closedStatusId",
-                        )
-                    )
-                    continue
-            blocked = _blocked(destination, delivery.destination)
-            if blocked:
-                if alert.deleting and destination is None:
-                    # Nothing can close it any more; do not hold the object's deletion hostage.
-                    deliveries[index] = replace(delivery, state=State.LEFT_OPEN, waiting_for="", last_error=blocked)
-                    events.append(DeliveryEvent("LeftOpen", ref, delivery.reference, f"Incident left open: {blocked}"))
-                else:
-                    deliveries[index] = replace(delivery, waiting_for=blocked)
-                continue
-            wait = _due(delivery, now)
-            if wait is not None:
-                requeue = _earliest(requeue, wait)
-                continue
-            assert destination is not None and destination.spec is not None
-            updated = replace(
-                delivery,
-                state=State.CLOSING if delivery.incident_id else State.PENDING,
-                attempts=delivery.attempts + 1,
-                waiting_for="",
-                next_attempt_at="",
-                alert_generation=alert.generation,
-                destination_generation=destination.generation,
+        kept.append(delivery)
+    deliveries = kept
+    for index, delivery in enumerate(deliveries):
+        if not (closing or delivery.epoch < epoch):
+            continue
+        if not delivery.holds_incident and delivery.state is not State.FAILED:
+            continue
+        ref = destination_ref(delivery.destination, namespace)
+        destination = context.destinations.get(ref)
+        if (
+            delivery.state is State.FAILED
+            and destination is not None
+            and (
+                delivery.alert_generation == alert.generation
+                and delivery.destination_generation == destination.generation
             )
-            deliveries[index] = updated
-            close_request = EditIncidentRequest(
-                incident_status_id=destination.spec.closed_status_id,
-                notify_incident_channel=destination.spec.incident.notify_incident_channel,
-            )
+        ):
+            continue
+        if destination is not None and destination.spec is not None and not destination.spec.closed_status_id:
             if delivery.incident_id:
-                actions.append(
-                    CloseIncident(ref, delivery.destination, delivery.epoch, delivery.incident_id, close_request)
-                )
-            elif alert.spec is not None:
-                actions.append(
-                    OpenIncident(
-                        destination=ref,
-                        label=delivery.destination,
-                        epoch=delivery.epoch,
-                        request=create_request(
-                            alert.spec,
-                            alert.ref,
-                            destination.spec,
-                            destination.severity_ids,
-                            delivery.rules,
-                            delivery.idempotency_key,
-                        ),
-                        then_close=True,
+                deliveries[index] = replace(delivery, state=State.LEFT_OPEN, waiting_for="", last_error="")
+                events.append(
+                    DeliveryEvent(
+                        "LeftOpen",
+                        ref,
+                        delivery.reference,
+                        f"Incident {delivery.reference} left open: the destination has no closedStatusId",
                     )
                 )
+                continue
+        blocked = _blocked(destination, delivery.destination)
+        if blocked:
+            if alert.deleting and destination is None:
+                # Nothing can close it any more; do not hold the object's deletion hostage.
+                deliveries[index] = replace(delivery, state=State.LEFT_OPEN, waiting_for="", last_error=blocked)
+                events.append(DeliveryEvent("LeftOpen", ref, delivery.reference, f"Incident left open: {blocked}"))
+            else:
+                deliveries[index] = replace(delivery, waiting_for=blocked)
+            continue
+        wait = _due(delivery, now)
+        if wait is not None:
+            requeue = _earliest(requeue, wait)
+            continue
+        assert destination is not None and destination.spec is not None
+        updated = replace(
+            delivery,
+            state=State.CLOSING if delivery.incident_id else State.PENDING,
+            # A close counts its own attempts; an unconfirmed create goes on counting the create's.
+            attempts=1 if delivery.state is State.OPEN else delivery.attempts + 1,
+            waiting_for="",
+            next_attempt_at="",
+            alert_generation=alert.generation,
+            destination_generation=destination.generation,
+        )
+        deliveries[index] = updated
+        close_request = EditIncidentRequest(
+            incident_status_id=destination.spec.closed_status_id,
+            notify_incident_channel=destination.spec.incident.notify_incident_channel,
+        )
+        if delivery.incident_id:
+            actions.append(
+                CloseIncident(ref, delivery.destination, delivery.epoch, delivery.incident_id, close_request)
+            )
+        elif alert.spec is not None:
+            actions.append(
+                OpenIncident(
+                    destination=ref,
+                    label=delivery.destination,
+                    epoch=delivery.epoch,
+                    request=create_request(
+                        alert.spec,
+                        alert.ref,
+                        destination.spec,
+                        destination.severity_ids,
+                        delivery.rules,
+                        delivery.idempotency_key,
+                    ),
+                    then_close=True,
+                )
+            )
 
     deliveries = _prune(deliveries, epoch)
     needs_finalizer = any(d.holds_incident for d in deliveries) or bool(actions)
@@ -434,6 +441,12 @@ def _prune(deliveries: Sequence[Delivery], epoch: int) -> list[Delivery]:
 
 
 def _failure_message(error: IncidentIoError, action: str) -> str:
+    text = str(error)
+    if isinstance(error, Unauthorized | Forbidden):
+        # Their str() is the fixed headline; the detail and the request id help incident.io support.
+        detail = "; ".join(error.messages)
+        text += f": {detail}" if detail else ""
+        text += f" (request_id {error.request_id})" if error.request_id else ""
     hint = ""
     if isinstance(error, Unauthorized):
         hint = " The API key was rejected: put a valid key in the destination's Secret."
@@ -449,7 +462,7 @@ def _failure_message(error: IncidentIoError, action: str) -> str:
             hint = " Fix the destination's incident settings (e.g. its severity map), which retries the delivery."
     elif error.status == 404:
         hint = " The incident no longer exists in incident.io."
-    return f"{error}{hint}"
+    return f"{text}{hint}"
 
 
 def settle(context: AlertContext, executed: Plan, outcomes: Sequence[Outcome]) -> Settlement:
@@ -490,6 +503,15 @@ def settle(context: AlertContext, executed: Plan, outcomes: Sequence[Outcome]) -
                     # Re-sent create for a resolved alert, and the destination cannot close it.
                     cannot_close = destination and destination.spec and not destination.spec.closed_status_id
                     state = State.LEFT_OPEN if cannot_close else State.CLOSING
+                    if cannot_close:
+                        events.append(
+                            DeliveryEvent(
+                                "LeftOpen",
+                                ref,
+                                incident.reference,
+                                f"Incident {incident.reference} left open: the destination has no closedStatusId",
+                            )
+                        )
                 delivery = replace(delivery, state=state)
             deliveries[index] = replace(delivery, last_error="", waiting_for="", next_attempt_at="")
             if deliveries[index].state is State.CLOSING:
@@ -500,6 +522,8 @@ def settle(context: AlertContext, executed: Plan, outcomes: Sequence[Outcome]) -
         message = _failure_message(error, action)
         if error.retryable or isinstance(error, Unauthorized | Forbidden):
             delay = retry_delay(delivery.attempts, context.retry_base)
+            if isinstance(error, RateLimited) and error.retry_after is not None:
+                delay = max(delay, error.retry_after)
             if isinstance(error, Unauthorized | Forbidden):
                 reauthenticate.append(ref)
             deliveries[index] = replace(

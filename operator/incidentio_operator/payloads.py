@@ -26,8 +26,6 @@ def incident_name(prefix: str, title: str) -> str:
 def incident_summary(alert: DataAlertSpec, alert_ref: ObjectRef, rules: Sequence[str]) -> str:
     """Names, types, descriptions and timestamps only: never data values or credentials."""
     lines: list[str] = []
-    if alert.description:
-        lines += [alert.description.strip(), ""]
     lines.append(f"Source: {alert.source}")
     lines.append(f"Rules: {', '.join(rules)}")
     lines.append(f"Event type: {alert.event_type} (severity: {alert.severity})")
@@ -51,8 +49,16 @@ def incident_summary(alert: DataAlertSpec, alert_ref: ObjectRef, rules: Sequence
     if alert.detected_at:
         lines.append(f"Detected at: {alert.detected_at}")
     lines.append(f"Kubernetes: kubectl -n {alert_ref.namespace} get dataalert {alert_ref.name}")
-    summary = "\n".join(lines)
-    return summary if len(summary) <= SUMMARY_LIMIT else summary[: SUMMARY_LIMIT - 1] + "…"
+    facts = "\n".join(lines)
+    description = alert.description.strip()
+    if not description:
+        return facts[:SUMMARY_LIMIT]
+    # The facts (rules, source, asset, the way back to the object) always survive; a long
+    # description is what gets shortened.
+    room = SUMMARY_LIMIT - len(facts) - 2
+    if len(description) > room:
+        description = description[: max(room - 1, 0)] + "…"
+    return f"{description}\n\n{facts}"
 
 
 def severity_id(alert_severity: str, resolved: Mapping[str, Any]) -> str | None:
