@@ -166,6 +166,12 @@ def test_creating_and_deleting_a_crd_registers_and_unregisters_its_kind(client: 
     assert exc.value.status == 404
 
 
+def test_reapplying_an_unchanged_crd_is_a_no_op(client: StandInClient) -> None:
+    before = client.get("apiextensions.k8s.io/v1", "crd", None, "widgets.example.com")
+    after = client.apply(WIDGETS)
+    assert before is not None and after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
 def test_a_crd_must_be_named_plural_dot_group(client: StandInClient) -> None:
     with pytest.raises(ApiError) as exc:
         client.create({**GADGETS, "metadata": {"name": "wrong.example.com"}})

@@ -213,3 +213,13 @@ def test_stop_does_not_wait_for_open_watches(loop: BackgroundLoop) -> None:
         loop.run(api.stop(), timeout=BOUND)
         assert time.monotonic() - started < 3
         assert ended.wait(BOUND)
+
+
+def test_an_injected_410_arrives_as_an_error_event(api: KubeApiStandIn, client: StandInClient) -> None:
+    api.fail_next(1, status=410, verb="watch", resource="widgets")
+    events = list(client.watch(W, "widgets", "default", resource_version=api.resource_version, timeout_seconds=BOUND))
+    assert [(e["type"], e["object"]["code"], e["object"]["reason"]) for e in events] == [("ERROR", 410, "Gone")]
+    client.create(widget("a"))
+    again = client.watch(W, "widgets", "default", timeout_seconds=BOUND)
+    assert summary(next(again)) == ("ADDED", "a")
+    again.close()

@@ -133,8 +133,9 @@ def unsupported_media_type(content_type: str) -> ApiError:
     )
 
 
-def gone(message: str) -> ApiError:
-    return ApiError(410, "Expired" if "continue" in message else "Gone", message)
+def gone(message: str, reason: str = "Gone") -> ApiError:
+    """410: `Gone` for a compacted watch resourceVersion, `Expired` for a stale list continue token."""
+    return ApiError(410, reason, message)
 
 
 CAUSE_REASONS: Sequence[tuple[str, str]] = (

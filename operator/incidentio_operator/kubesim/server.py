@@ -240,9 +240,12 @@ class KubeApiStandIn:
                 status, delay = self._take_faults(target)
                 if delay:
                     await asyncio.sleep(delay)
-                if status is not None:
+                if status == 410 and target.verb == "watch":
+                    response = await self._watch(request, target, failure=_injected(status, target))
+                elif status is not None:
                     raise _injected(status, target)
-                response = await self._serve(request, target)
+                else:
+                    response = await self._serve(request, target)
         except ApiError as exc:
             response = _json(exc.to_status(), exc.status)
             if exc.status == 429:
@@ -380,7 +383,10 @@ class KubeApiStandIn:
         ]
         return {**listing, "items": deleted, "metadata": {"resourceVersion": self._store.resource_version}}
 
-    async def _watch(self, request: web.Request, target: _Target) -> web.StreamResponse:
+    async def _watch(
+        self, request: web.Request, target: _Target, failure: ApiError | None = None
+    ) -> web.StreamResponse:
+        """Stream events; an expired resourceVersion is an ERROR event in a 200 stream, as on a real server."""
         query = request.query
         watcher = Watcher(
             target.rt,
@@ -401,7 +407,7 @@ class KubeApiStandIn:
         self._record(request, target, response.status)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        failure = self._store.open_watch(watcher, query.get("resourceVersion"), initial)
+        failure = failure or self._store.open_watch(watcher, query.get("resourceVersion"), initial)
         try:
             if failure is not None:
                 line = json.dumps({"type": "ERROR", "object": failure.to_status()}).encode() + b"\n"
@@ -479,6 +485,8 @@ def _injected(status: int, target: _Target) -> ApiError:
         return errors.conflict(target.rt.plural, target.rt.group, target.name or "")
     if status == 404:
         return errors.not_found(target.rt.plural, target.rt.group, target.name or "")
+    if status == 410:
+        return errors.gone(f"too old resource version (injected fault for {target.verb} {target.rt.plural})")
     return errors.status_error(status, f"injected fault for {target.verb} {target.rt.plural}")
 
 

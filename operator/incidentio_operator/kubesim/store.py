@@ -297,7 +297,8 @@ class Store:
                 if list_rv < self._compacted_rv:
                     raise errors.gone(
                         "The provided continue parameter is too old to display a consistent list result. "
-                        "You can start a new list without the continue parameter."
+                        "You can start a new list without the continue parameter.",
+                        "Expired",
                     )
                 start = max(start, bisect.bisect_right(keys, after))
             items: list[dict[str, Any]] = []
@@ -416,7 +417,7 @@ class Store:
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             obj.setdefault("status", {}).setdefault("phase", "Active")
         elif rt.key == (CRD_GROUP, "customresourcedefinitions"):
-            self._shape_crd(obj)
+            self._shape_crd(obj, old)
         validator = self._validator(rt)
         if validator is None:
             return obj
@@ -429,7 +430,7 @@ class Store:
             raise errors.invalid(rt.kind, rt.group, name, [(p.field, p.message) for p in problems])
         return shaped
 
-    def _shape_crd(self, obj: dict[str, Any]) -> None:
+    def _shape_crd(self, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         spec = obj.get("spec") or {}
         names = dict(spec.get("names") or {})
         problems: list[tuple[str, str]] = [
@@ -447,6 +448,11 @@ class Store:
         names.setdefault("singular", names["kind"].lower())
         names.setdefault("listKind", f"{names['kind']}List")
         storage = next((v["name"] for v in spec["versions"] if v.get("storage")), spec["versions"][0]["name"])
+        old_status = (old or {}).get("status") or {}
+        if old_status.get("acceptedNames") == names:
+            # Re-applying an unchanged CRD must stay a no-op, as it is on a real cluster.
+            obj["status"] = old_status
+            return
         now = now_rfc3339()
         obj["status"] = {
             "acceptedNames": names,
