@@ -501,6 +501,7 @@ def test_requests_are_recorded_and_counted(api: KubeApiStandIn, client: StandInC
     assert api.count(verb="patch", resource="widgets") == 2
     assert api.count(verb="patch", resource="widgets", subresource="status") == 1
     assert api.count(verb="patch", resource="widgets", subresource="") == 1
+    assert [c.name for c in api.requests if c.verb == "create"] == ["w1"]
     missing = [c for c in api.requests if c.verb == "get" and c.resource == "widgets"]
     assert [(c.status, c.namespace, c.name) for c in missing] == [(404, "default", "nope")]
 

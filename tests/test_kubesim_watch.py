@@ -223,3 +223,20 @@ def test_an_injected_410_arrives_as_an_error_event(api: KubeApiStandIn, client: 
     again = client.watch(W, "widgets", "default", timeout_seconds=BOUND)
     assert summary(next(again)) == ("ADDED", "a")
     again.close()
+
+
+def test_stop_releases_held_requests(loop: BackgroundLoop) -> None:
+    api = start(loop)
+    api.delay_next(1, 600, verb="list", resource="namespaces")
+    answers: list[int] = []
+    caller = threading.Thread(target=lambda: answers.append(httpx.get(f"{api.url}/api/v1/namespaces").status_code))
+    caller.start()
+    deadline = time.monotonic() + BOUND
+    while not api.held_requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert api.held_requests == 1
+    started = time.monotonic()
+    loop.run(api.stop(), timeout=BOUND)
+    caller.join(BOUND)
+    assert time.monotonic() - started < 3
+    assert not caller.is_alive() and answers == [200]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import threading
@@ -21,6 +22,7 @@ from .selectors import field_selector, label_selector
 from .store import ObjectValidatorLike, Store, ValidatorFactory, Watcher
 
 _WATCH_POLL = 1.0
+_CREATED_NAME = web.RequestKey("kubesim.created_name", str)
 _STREAM_ERRORS = (ConnectionError, RuntimeError)
 
 
@@ -92,11 +94,14 @@ class KubeApiStandIn:
         self._faults_lock = threading.Lock()
         self.requests: list[RecordedCall] = []
         self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+        self._held = 0
         self._url = ""
 
     # Lifecycle -----------------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._stopping.clear()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -109,6 +114,7 @@ class KubeApiStandIn:
 
     async def stop(self) -> None:
         """Stop serving; open watch streams are ended first so that shutdown never waits on them."""
+        self._stopping.set()
         for watcher in self._store.watchers():
             watcher.close()
         if self._runner is not None:
@@ -198,6 +204,11 @@ class KubeApiStandIn:
         with self._faults_lock:
             self._faults.append(_Fault(count, verb, resource, subresource, delay=seconds))
 
+    @property
+    def held_requests(self) -> int:
+        """How many requests `delay_next` is holding right now."""
+        return self._held
+
     def count(self, *, verb: str | None = None, resource: str | None = None, subresource: str | None = None) -> int:
         """How many recorded requests match; `subresource=""` counts only requests to the main resource."""
         return sum(
@@ -239,7 +250,13 @@ class KubeApiStandIn:
                 target = self._route(request)
                 status, delay = self._take_faults(target)
                 if delay:
-                    await asyncio.sleep(delay)
+                    # A held request is released at once when the stand-in stops, so stop() never waits on it.
+                    self._held += 1
+                    try:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._stopping.wait(), delay)
+                    finally:
+                        self._held -= 1
                 if status == 410 and target.verb == "watch":
                     response = await self._watch(request, target, failure=_injected(status, target))
                 elif status is not None:
@@ -264,7 +281,7 @@ class KubeApiStandIn:
                 resource=target.rt.plural if target else None,
                 subresource=target.subresource if target else None,
                 namespace=target.namespace if target else None,
-                name=target.name if target else None,
+                name=request.get(_CREATED_NAME) or (target.name if target else None),
                 status=status,
                 at=time.time(),
             )
@@ -329,7 +346,10 @@ class KubeApiStandIn:
             return _json(self._list(request, target))
         if name is None:
             if target.verb == "create":
-                return _json(self._present(store.create(rt, ns, await _body(request)), target), 201)
+                created = store.create(rt, ns, await _body(request))
+                # Creates have no name in the URL (generateName); the log names what was created.
+                request[_CREATED_NAME] = created["metadata"]["name"]
+                return _json(self._present(created, target), 201)
             return _json(self._delete_collection(request, target, await _body(request, optional=True)))
         if target.verb == "get":
             return _json(self._present(store.get(rt, ns, name), target))
