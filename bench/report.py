@@ -1,0 +1,169 @@
+"""The figures of a bench run: which scenario yields each, its target, the table and the JSON."""
+
+from __future__ import annotations
+
+import operator
+import os
+import platform
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Runs = Mapping[str, Sequence[Mapping[str, float]]]  # run name → the figures of each repetition
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    check: Callable[[float], bool]
+
+
+def at_least(value: float, unit: str = "") -> Target:
+    return Target(f">= {value:g}{unit}", lambda x: operator.ge(x, value))
+
+
+def at_most(value: float, unit: str = "") -> Target:
+    return Target(f"<= {value:g}{unit}", lambda x: operator.le(x, value))
+
+
+def exactly(value: float) -> Target:
+    return Target(f"== {value:g}", lambda x: x == value)
+
+
+@dataclass(frozen=True)
+class Figure:
+    scenario: str  # as the issue names it
+    run: str  # the scenario run that measures it
+    key: str
+    label: str
+    unit: str
+    target: Target | None = None
+    # A figure computed from two runs' figures of the same repetition (e.g. the ratio to the floor).
+    over: tuple[str, str] | None = None
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("burst", "burst", "open_rate", "trigger -> incident open", "alerts/s", at_least(100)),
+    Figure("burst", "burst", "close_rate", "resolve -> incident closed", "alerts/s", at_least(100)),
+    Figure("floor", "floor", "open_rate", "bare httpx creates", "calls/s"),
+    Figure("floor", "floor", "close_rate", "bare httpx closes", "calls/s"),
+    Figure("floor", "burst", "open_ratio", "burst open / floor", "ratio", at_least(0.5), ("open_rate", "open_rate")),
+    Figure(
+        "floor", "burst", "close_ratio", "burst close / floor", "ratio", at_least(0.5), ("close_rate", "close_rate")
+    ),
+    Figure("latency", "latency", "open_p50_ms", "create -> open p50", "ms"),
+    Figure("latency", "latency", "open_p95_ms", "create -> open p95", "ms"),
+    Figure("latency", "latency", "open_p99_ms", "create -> open p99", "ms", at_most(500)),
+    Figure("latency", "latency", "close_p50_ms", "resolved -> closed p50", "ms"),
+    Figure("latency", "latency", "close_p95_ms", "resolved -> closed p95", "ms"),
+    Figure("latency", "latency", "close_p99_ms", "resolved -> closed p99", "ms", at_most(500)),
+    Figure("rate-limited", "rate-limited", "limit_fraction", "answered / allowed by limit", "ratio", at_least(0.95)),
+    Figure("rate-limited", "rate-limited", "achieved_rate", "answered calls per second", "calls/s"),
+    Figure("rate-limited", "rate-limited", "share_429", "calls answered 429", "ratio", at_most(0.01)),
+    Figure("rate-limited", "rate-limited", "responses_429", "429 responses", "count"),
+    Figure("restart", "restart", "idle_seconds", "start -> idle", "s", at_most(60)),
+    Figure("restart", "restart", "incidentio_calls", "incident.io calls", "count", exactly(0)),
+    Figure("restart", "restart", "kube_calls", "Kubernetes API calls", "count"),
+    Figure("restart", "restart", "kube_writes", "Kubernetes API writes", "count"),
+    Figure("economy", "burst", "creates_per_alert_min", "creates per alert (min)", "calls", exactly(1)),
+    Figure("economy", "burst", "creates_per_alert_max", "creates per alert (max)", "calls", exactly(1)),
+    Figure("economy", "burst", "closes_per_alert_min", "closes per alert (min)", "calls", exactly(1)),
+    Figure("economy", "burst", "closes_per_alert_max", "closes per alert (max)", "calls", exactly(1)),
+    Figure("economy", "burst", "kube_writes_per_change_max", "k8s writes per state change (max)", "writes", at_most(2)),
+    Figure("economy", "burst", "kube_writes_per_change_mean", "k8s writes per state change (mean)", "writes"),
+    Figure("economy", "burst", "events_per_alert", "Events posted per alert", "events"),
+    Figure("memory", "restart", "rss_peak_mb", "peak RSS, N alerts", "MB", at_most(200)),
+    Figure("memory", "restart", "rss_idle_mb", "RSS at idle after startup", "MB"),
+)
+
+SCENARIO_RUNS: dict[str, tuple[str, ...]] = {
+    "burst": ("burst",),
+    "floor": ("burst", "floor"),
+    "latency": ("latency",),
+    "rate-limited": ("rate-limited",),
+    "restart": ("restart",),
+    "economy": ("burst",),
+    "memory": ("restart",),
+}
+
+
+def values_of(figure: Figure, runs: Runs) -> list[float]:
+    if figure.over is None:
+        return [float(r[figure.key]) for r in runs.get(figure.run, ()) if figure.key in r]
+    top, bottom = figure.over
+    # Pair repetitions by index: each burst run against the floor run measured next to it.
+    return [
+        float(a[top]) / float(b[bottom])
+        for a, b in zip(runs.get(figure.run, ()), runs.get("floor", ()), strict=False)
+    ]
+
+
+def summarise(scenarios: Sequence[str], runs: Runs, meta: Mapping[str, Any]) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for figure in FIGURES:
+        if figure.scenario not in scenarios:
+            continue
+        values = values_of(figure, runs)
+        row: dict[str, Any] = {
+            "scenario": figure.scenario,
+            "figure": figure.key,
+            "label": figure.label,
+            "unit": figure.unit,
+            "runs": values,
+            "median": statistics.median(values) if values else None,
+            "min": min(values) if values else None,
+            "max": max(values) if values else None,
+            "target": figure.target.text if figure.target else None,
+            "pass": None,
+        }
+        if figure.target is not None and values:
+            row["pass"] = figure.target.check(row["median"])
+        rows.append(row)
+    return {"machine": machine(), **meta, "figures": rows, "raw": {k: list(v) for k, v in runs.items()}}
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == int(value) and abs(value) < 1e9:
+        return str(int(value))
+    return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def table(summary: Mapping[str, Any]) -> str:
+    header = ("scenario", "figure", "unit", "median", "min", "max", "target", "result")
+    lines = [header]
+    for row in summary["figures"]:
+        result = "-" if row["pass"] is None else "PASS" if row["pass"] else "FAIL"
+        lines.append(
+            (
+                row["scenario"],
+                row["label"],
+                row["unit"],
+                _number(row["median"]),
+                _number(row["min"]),
+                _number(row["max"]),
+                row["target"] or "",
+                result,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    rendered = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines]
+    rendered.insert(1, "-|-".join("-" * w for w in widths))
+    return "\n".join(rendered)

@@ -1,0 +1,279 @@
+"""The seven scenarios; each run builds a fresh cluster and returns its figures, timed from server-side logs."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tests.e2e import objects
+from tests.harness import DEMO_KEY, wait_for
+
+from bench.cluster import ALERTS, DESTINATION, NS, RULE, Cluster, Detector, alert_body, alert_names
+from incidentio_operator import delivery as lifecycle
+from incidentio_operator.api import AlertRule, DataAlert, Destination
+from incidentio_operator.api.alert import FINALIZER
+from incidentio_operator.incidentio import Account, ApiKey, IncidentIoClient, RateLimit
+from incidentio_operator.routing import route
+
+Figures = dict[str, float]
+CONCURRENCY = 32  # the operator's default --concurrency, which the floor mirrors
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each scenario is; ``quick`` shrinks all of them for the smoke test."""
+
+    burst: int = 2000
+    latency_rate: float = 20.0
+    latency_window: float = 60.0
+    latency_resolve_after: float = 2.0
+    limited: int = 1000
+    limit_per_minute: int = 1200
+    limit_refill: float = 20.0
+    restart: int = 10000
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        # A small bucket so that even a few alerts run into the limit, as the full scenario does.
+        return cls(burst=30, latency_window=2.0, limited=30, limit_per_minute=20, restart=200)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
+
+
+def _started(cluster: Cluster, *args: str) -> Cluster:
+    cluster.setup_team()
+    cluster.start_operator(*args)
+    cluster.wait_team_ready()
+    return cluster
+
+
+def _settle(cluster: Cluster) -> None:
+    """Wait for the operator to finish what it is doing (its CPU goes quiet), bounded."""
+    assert cluster.operator is not None
+    cluster.operator.wait_idle(after=time.monotonic(), quiet=0.5, timeout=120.0)
+
+
+# ---------------------------------------------------------------------------------------------- burst + economy
+
+
+def burst(workdir: Path, sizes: Sizes) -> Figures:
+    cluster = _started(Cluster(workdir))
+    try:
+        names = alert_names("burst", sizes.burst)
+        detector = Detector(cluster.env.kube.url)
+        asyncio.run(detector.create_all(names))
+        cluster.wait_incidents(opened=len(names), timeout=60 + len(names) / 10)
+        _settle(cluster)
+        asyncio.run(detector.resolve_all(names))
+        cluster.wait_incidents(opened=len(names), closed=len(names), timeout=60 + len(names) / 10)
+        _settle(cluster)
+
+        first_create = min(c.at for c in cluster.bench_kube_calls("create"))
+        first_resolve = min(c.at for c in cluster.bench_kube_calls("patch"))
+        opens = cluster.sim_requests("create_incident", ok=True)
+        closes = cluster.sim_requests("edit_incident", ok=True)
+        last_open = max(cluster.sim_wall(r) for r in opens)
+        last_close = max(cluster.sim_wall(r) for r in closes)
+
+        # Economy: every incident.io call and every write of the operator, per alert.
+        by_id = cluster.incident_alerts()
+        creates = Counter(str(r.body["name"]).rsplit(" ", 1)[-1] for r in opens)
+        closed = Counter(by_id[r.path.split("/")[3]] for r in closes)
+        writes = Counter(
+            c.name for c in cluster.operator_kube_calls() if c.resource == ALERTS and c.verb in ("patch", "update")
+        )
+        per_change = [writes[name] / 2 for name in names]  # two state changes: triggered, then resolved
+        calls = [r for r in cluster.sim_requests() if r.operation in ("create_incident", "edit_incident")]
+        return {
+            "open_rate": len(names) / (last_open - first_create),
+            "close_rate": len(names) / (last_close - first_resolve),
+            "creates_per_alert_min": min(creates[n] for n in names),
+            "creates_per_alert_max": max(creates[n] for n in names),
+            "closes_per_alert_min": min(closed[n] for n in names),
+            "closes_per_alert_max": max(closed[n] for n in names),
+            "incidentio_calls_per_alert": len(calls) / len(names),
+            "kube_writes_per_change_max": max(per_change),
+            "kube_writes_per_change_mean": statistics.fmean(per_change),
+            "events_per_alert": cluster.env.kube.count(verb="create", resource="events") / len(names),
+        }
+    finally:
+        cluster.close()
+
+
+# ---------------------------------------------------------------------------------------------- floor
+
+
+def floor(workdir: Path, sizes: Sizes) -> Figures:
+    cluster = Cluster(workdir)
+    try:
+        count = sizes.burst
+        command = [sys.executable, "-m", "bench.floor", cluster.env.sim.url, DEMO_KEY, str(count), str(CONCURRENCY)]
+        subprocess.run(command, check=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+        opens = cluster.sim_requests("create_incident", ok=True)
+        closes = cluster.sim_requests("edit_incident", ok=True)
+        assert len(opens) == count and len(closes) == count, (len(opens), len(closes))
+        # From the first request to the last: the floor has no Kubernetes leg before its first call.
+        return {
+            "open_rate": count / (max(r.at for r in opens) - min(r.at for r in opens)),
+            "close_rate": count / (max(r.at for r in closes) - min(r.at for r in closes)),
+        }
+    finally:
+        cluster.close()
+
+
+# ---------------------------------------------------------------------------------------------- latency
+
+
+def latency(workdir: Path, sizes: Sizes) -> Figures:
+    cluster = _started(Cluster(workdir))
+    try:
+        names = alert_names("steady", round(sizes.latency_rate * sizes.latency_window))
+        detector = Detector(cluster.env.kube.url)
+        asyncio.run(detector.steady(names, sizes.latency_rate, sizes.latency_resolve_after))
+        cluster.wait_incidents(opened=len(names), closed=len(names), timeout=120)
+        created_at = detector.created_at
+        resolved_at = {c.name: c.at for c in cluster.bench_kube_calls("patch")}
+        opened_at: dict[str, float] = {}
+        for r in cluster.sim_requests("create_incident", ok=True):
+            opened_at.setdefault(str(r.body["name"]).rsplit(" ", 1)[-1], cluster.sim_wall(r))
+        by_id = cluster.incident_alerts()
+        closed_at: dict[str, float] = {}
+        for r in cluster.sim_requests("edit_incident", ok=True):
+            closed_at.setdefault(by_id[r.path.split("/")[3]], cluster.sim_wall(r))
+        to_open = [(opened_at[n] - created_at[n]) * 1000 for n in names]
+        to_close = [(closed_at[n] - max(resolved_at[n], opened_at[n])) * 1000 for n in names]
+        return {
+            "open_p50_ms": percentile(to_open, 50),
+            "open_p95_ms": percentile(to_open, 95),
+            "open_p99_ms": percentile(to_open, 99),
+            "close_p50_ms": percentile(to_close, 50),
+            "close_p95_ms": percentile(to_close, 95),
+            "close_p99_ms": percentile(to_close, 99),
+        }
+    finally:
+        cluster.close()
+
+
+# ---------------------------------------------------------------------------------------------- rate-limited burst
+
+
+def rate_limited(workdir: Path, sizes: Sizes) -> Figures:
+    capacity, refill = sizes.limit_per_minute, sizes.limit_refill
+    cluster = Cluster(workdir, rate_limit_per_minute=capacity, refill_per_second=refill)
+    _started(cluster, "--rate-limit-per-minute", str(capacity), "--rate-limit-refill", str(refill))
+    try:
+        names = alert_names("limited", sizes.limited)
+        detector = Detector(cluster.env.kube.url)
+        asyncio.run(detector.create_all(names))
+        timeout = 60 + 2 * len(names) / refill
+        cluster.wait_incidents(opened=len(names), timeout=timeout)
+        asyncio.run(detector.resolve_all(names))
+        cluster.wait_incidents(opened=len(names), closed=len(names), timeout=timeout)
+        requests = cluster.sim_requests()
+        start = min(r.at for r in requests if r.operation == "create_incident")
+        window = [r for r in requests if r.at >= start]
+        answered = [r for r in window if r.status != 429]
+        seconds = max(r.at for r in window) - start
+        # The bucket is (nearly) full at the first create: at most capacity + refill * seconds can be answered.
+        return {
+            "limit_fraction": len(answered) / (capacity + refill * seconds),
+            "achieved_rate": len(answered) / seconds,
+            "responses_429": sum(1 for r in window if r.status == 429),
+            "share_429": sum(1 for r in window if r.status == 429) / len(window),
+        }
+    finally:
+        cluster.close()
+
+
+# ---------------------------------------------------------------------------------------------- restart + memory
+
+
+async def _deliver(cluster: Cluster, names: Sequence[str]) -> None:
+    """Put the alerts in the stand-in as the operator leaves them once delivered, with their incidents opened.
+
+    The status comes from the operator's own pure planner and settler, and each incident is created through
+    the simulator's API with the idempotency key the operator derives, so a restart finds exactly its own state.
+    """
+    kube = cluster.env.kube
+    gv = objects.GV
+    destination = Destination.from_body(kube.get_object(gv, "incidentiodestinations", NS, DESTINATION) or {})
+    rules = [AlertRule.from_body(kube.get_object(gv, "alertrules", NS, RULE) or {})]
+    assert destination.spec is not None
+    account = Account(cluster.env.sim.url, ApiKey(DEMO_KEY))
+    limit = asyncio.Semaphore(CONCURRENCY)
+    async with IncidentIoClient(rate_limit=RateLimit(10**9, 10**9)) as client:
+
+        async def one(name: str) -> None:
+            body = alert_body(name)
+            body["metadata"]["finalizers"] = [FINALIZER]
+            stored = kube.put_object(body)
+            alert = DataAlert.from_body(stored)
+            assert alert.spec is not None
+            now = datetime.datetime.now(datetime.UTC)
+            routing = route(alert.spec, alert.ref, alert.labels, rules, allow_cross_namespace=False)
+            context = lifecycle.AlertContext(alert, routing, {destination.ref: destination}, now)
+            plan = lifecycle.plan(context)
+            (action,) = plan.actions
+            assert isinstance(action, lifecycle.OpenIncident)
+            async with limit:
+                incident = await client.create_incident(account, action.request)
+            pending = DataAlert.from_body({**stored, "status": plan.status})
+            outcome = lifecycle.Outcome(action.label, action.epoch, incident=incident)
+            settled = lifecycle.settle(replace(context, alert=pending), plan, [outcome])
+            kube.put_object({**stored, "status": settled.status})
+
+        await asyncio.gather(*(one(name) for name in names))
+
+
+def restart(workdir: Path, sizes: Sizes) -> Figures:
+    cluster = _started(Cluster(workdir))
+    try:
+        assert cluster.operator is not None
+        cluster.operator.stop()
+        names = alert_names("delivered", sizes.restart)
+        asyncio.run(_deliver(cluster, names))
+        assert len(cluster.sim_requests("create_incident", ok=True)) == len(names)
+        since_wall = time.time()
+        incidentio_before = len(cluster.env.sim.requests)
+        operator = cluster.start_operator()
+        wait_for(lambda: cluster.env.kube.open_watches(ALERTS) > 0, timeout=60, what="the DataAlert watch")
+        idle_at = operator.wait_idle(after=time.monotonic(), quiet=1.0, timeout=180.0)
+        at_idle = [s for s in operator.snapshot() if s.at >= idle_at]
+        sample = at_idle[0] if at_idle else operator.snapshot()[-1]
+        kube_calls = cluster.operator_kube_calls(since_wall)
+        return {
+            "idle_seconds": idle_at - operator.started_at,
+            "incidentio_calls": len(cluster.env.sim.requests) - incidentio_before,
+            "kube_calls": len(kube_calls),
+            "kube_writes": sum(1 for c in kube_calls if c.verb in ("patch", "update", "create", "delete")),
+            "rss_peak_mb": max(s.hwm_bytes for s in operator.snapshot()) / 2**20,
+            "rss_idle_mb": sample.rss_bytes / 2**20,
+        }
+    finally:
+        cluster.close()
+
+
+SCENARIOS: dict[str, Callable[[Path, Sizes], Figures]] = {
+    "burst": burst,
+    "floor": floor,
+    "latency": latency,
+    "rate-limited": rate_limited,
+    "restart": restart,
+}
+
+
+def run_scenario(name: str, workdir: Path, sizes: Sizes) -> Figures:
+    return SCENARIOS[name](workdir, sizes)
