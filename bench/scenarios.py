@@ -249,7 +249,14 @@ def restart(workdir: Path, sizes: Sizes) -> Figures:
         since_wall = time.time()
         incidentio_before = len(cluster.env.sim.requests)
         operator = cluster.start_operator()
-        wait_for(lambda: cluster.env.kube.open_watches(ALERTS) > 0, timeout=60, what="the DataAlert watch")
+        # Quiet CPU counts only once the operator has read the alerts (a list, or a watch replaying them).
+        wait_for(
+            lambda: any(
+                c.resource == ALERTS and c.verb in ("list", "watch") for c in cluster.operator_kube_calls(since_wall)
+            ),
+            timeout=120,
+            what="the operator reading the DataAlerts",
+        )
         idle_at = operator.wait_idle(after=time.monotonic(), quiet=1.0, timeout=180.0)
         at_idle = [s for s in operator.snapshot() if s.at >= idle_at]
         sample = at_idle[0] if at_idle else operator.snapshot()[-1]
