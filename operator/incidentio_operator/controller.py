@@ -522,7 +522,11 @@ class Controller:
             subresource="status",
         )
         if "counters" in fields:
-            state.created = state.closed = state.failed = 0
+            # Deliveries recorded while this write was on its way count towards the next one.
+            base, sent = destination.status.get("counters") or {}, fields["counters"]
+            state.created -= int(sent["incidentsCreated"]) - int(base.get("incidentsCreated") or 0)
+            state.closed -= int(sent["incidentsClosed"]) - int(base.get("incidentsClosed") or 0)
+            state.failed -= int(sent["deliveriesFailed"]) - int(base.get("deliveriesFailed") or 0)
         state.last_delivery = {}
         before = self.store.destinations.get(destination.ref)
         after = Destination.from_body(body)
