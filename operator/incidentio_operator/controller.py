@@ -92,27 +92,33 @@ class Controller:
         self.queue: WorkQueue[Key] = WorkQueue()
         self._destinations: dict[ObjectRef, DestinationState] = {}
         self._rule_last_match: dict[ObjectRef, datetime.datetime] = {}
+        # Calls to incident.io per destination, and the alerts waiting for one of them to finish.
+        self._in_flight: dict[ObjectRef, int] = {}
+        self._parked: dict[ObjectRef, dict[ObjectRef, None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self.started = asyncio.Event()
+        metrics.deliveries_pending.set_function(lambda: self.delivery_counts()[0])
+        metrics.deliveries_waiting.set_function(lambda: self.delivery_counts()[1])
+        metrics.queue_depth.set_function(lambda: self.queue.depth)
 
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Load destinations and rules before any alert is looked at, then start the workers."""
+        """Load destinations and rules before any alert is looked at, then start the workers.
+
+        Nothing is queued from this listing: work starts with kopf's watch events, which a
+        standby replica paused by kopf's peering does not receive.
+        """
         # Exact namespaces are listed one by one, so a namespace-scoped Role is enough; patterns
         # (or no namespaces: the whole cluster) need a cluster-wide list, as kopf's watches do.
         exact: list[str | None] = [ns for ns in self.settings.namespaces if not any(ch in ns for ch in "*?[!")]
         scopes: list[str | None] = exact if exact and len(exact) == len(self.settings.namespaces) else [None]
         for scope in scopes:
             for body in await self.kube.list(API_VERSION, DESTINATIONS, scope):
-                self.store.destinations.upsert(Destination.from_body(body), body)
+                self.store.destinations.upsert(Destination.from_body(body), body, live=False)
             for body in await self.kube.list(API_VERSION, RULES, scope):
-                self.store.rules.upsert(AlertRule.from_body(body), body)
-        for destination in self.store.destinations:
-            self.queue.add((DESTINATIONS, destination.ref))
-        for rule in self.store.rules:
-            self.queue.add((RULES, rule.ref))
+                self.store.rules.upsert(AlertRule.from_body(body), body, live=False)
         self._tasks = [
             asyncio.create_task(self.queue.run_worker(self._handle), name=f"worker-{n}")
             for n in range(self.settings.concurrency)
@@ -134,9 +140,9 @@ class Controller:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
-            for destination in self.store.destinations:
+            for destination in self.store.destinations.live():
                 self.queue.add((DESTINATIONS, destination.ref))
-            for alert in self.store.alerts:
+            for alert in self.store.alerts.live():
                 if _unsettled(alert):
                     self.queue.add((ALERTS, alert.ref))
 
@@ -180,7 +186,14 @@ class Controller:
     def _destination_changed(self, ref: ObjectRef, before: Destination | None, after: Destination | None) -> None:
         was_ready = before is not None and before.ready
         is_ready = after is not None and after.ready
-        if before is None or after is None or was_ready != is_ready or before.generation != after.generation:
+        # A change of the not-Ready reason matters too: waiting alerts and rules quote it.
+        if (
+            before is None
+            or after is None
+            or was_ready != is_ready
+            or before.generation != after.generation
+            or before.not_ready_reason != after.not_ready_reason
+        ):
             for rule in self.store.rules.in_namespace(ref.namespace):
                 self.queue.add((RULES, rule.ref))
             self._wake_alerts(ref.namespace, everything=False)
@@ -194,7 +207,6 @@ class Controller:
 
     async def _handle(self, key: Key) -> None:
         resource, ref = key
-        self.metrics.queue_depth.set(self.queue.depth)
         try:
             if resource == ALERTS:
                 await self._reconcile_alert(ref)
@@ -242,6 +254,13 @@ class Controller:
             alert, routing, destinations, self.clock(), retry_base=self.settings.delivery_retry_base
         )
         plan = lifecycle.plan(context)
+        slots = max(1, self.settings.concurrency // 4)
+        busy = [a.destination for a in plan.actions if self._in_flight.get(a.destination, 0) >= slots]
+        if busy:
+            # That destination's calls already wait on its rate limit; a worker waiting here too would be
+            # taken from every other destination. The alert resumes when one of those calls finishes.
+            self._parked.setdefault(busy[0], {})[ref] = None
+            return
         finalizers = list(alert.finalizers)
         if plan.needs_finalizer and FINALIZER not in finalizers and not alert.deleting:
             finalizers.append(FINALIZER)
@@ -253,7 +272,17 @@ class Controller:
             alert = await self._write_alert(alert, patch, subresource="status")
         holds, requeue = any(d.holds_incident for d in plan.deliveries), plan.requeue_after
         if plan.actions:
-            outcomes = await asyncio.gather(*(self._act(action, destinations) for action in plan.actions))
+            for action in plan.actions:
+                self._in_flight[action.destination] = self._in_flight.get(action.destination, 0) + 1
+            try:
+                outcomes = await asyncio.gather(*(self._act(action, destinations) for action in plan.actions))
+            finally:
+                for action in plan.actions:
+                    self._in_flight[action.destination] -= 1
+                    parked = self._parked.get(action.destination)
+                    if parked:
+                        self.queue.add((ALERTS, next(iter(parked))))
+                        del parked[next(iter(parked))]
             settled = lifecycle.settle(replace(context, alert=alert, now=self.clock()), plan, outcomes)
             alert = await self._write_alert(alert, {"status": settled.status}, subresource="status")
             holds, requeue = settled.holds_incidents, settled.requeue_after
@@ -272,7 +301,6 @@ class Controller:
         if requeue is not None:
             jitter = random.uniform(0, min(requeue * 0.1, 2.0))
             self.queue.add_after((ALERTS, ref), requeue + jitter)
-        self._update_delivery_gauges()
 
     async def _write_alert(
         self, alert: DataAlert, patch: Mapping[str, Any], *, subresource: str | None = None
@@ -342,16 +370,18 @@ class Controller:
             )
             self._post_event(body, event_type, reason, f"{event.message} ({label})")
 
-    def _update_delivery_gauges(self) -> None:
+    def delivery_counts(self) -> tuple[int, int]:
+        """(pending, waiting) deliveries across all alerts; computed when Prometheus scrapes."""
         pending = waiting = 0
-        for alert in self.store.alerts:
-            for item in alert.status.get("deliveries") or ():
+        # Prometheus scrapes from its own thread: copy the entries in one C-level step (under the
+        # GIL) rather than iterating a dict the event loop may be changing.
+        for entry in list(self.store.alerts.entries.values()):
+            for item in entry.model.status.get("deliveries") or ():
                 if item.get("state") in ("Pending", "Closing"):
                     pending += 1
                     if item.get("waitingFor"):
                         waiting += 1
-        self.metrics.deliveries_pending.set(pending)
-        self.metrics.deliveries_waiting.set(waiting)
+        return pending, waiting
 
     # ----------------------------------------------------------------- destinations
 
@@ -389,7 +419,7 @@ class Controller:
                 {
                     **summary,
                     **self._conditions(
-                        destination, False, "Suspended", "spec.suspend is true: no incidents are sent", stalled=False
+                        destination, False, "Suspended", "spec.suspend is true: no incidents are sent", settled=True
                     ),
                 },
             )
@@ -480,7 +510,14 @@ class Controller:
         self.queue.add_after((DESTINATIONS, ref), delay)
 
     def _conditions(
-        self, destination: Destination, ready: bool, reason: str, message: str, *, stalled: bool = True
+        self,
+        destination: Destination,
+        ready: bool,
+        reason: str,
+        message: str,
+        *,
+        stalled: bool = True,
+        settled: bool = False,
     ) -> dict[str, Any]:
         return {
             "observedGeneration": destination.generation,
@@ -491,6 +528,7 @@ class Controller:
                 generation=destination.generation,
                 previous=destination.status.get("conditions") or (),
                 progressing=not stalled,
+                settled=settled,
                 now=self.clock(),
             ),
         }

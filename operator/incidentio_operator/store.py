@@ -33,23 +33,31 @@ class Entry(Generic[T]):
     model: T
     body: Mapping[str, Any]
     resource_version: str
+    # Seen through kopf's watch (or written by us), not only in the startup listing. A paused
+    # standby replica lists but receives no watch events, so it must not act on what it listed.
+    live: bool = True
 
 
 @dataclass
 class Index(Generic[T]):
     entries: dict[ObjectRef, Entry[T]] = field(default_factory=dict)
 
-    def upsert(self, model: T, body: Mapping[str, Any]) -> bool:
-        """Store the object unless we already hold a newer version; True when the view changed."""
+    def upsert(self, model: T, body: Mapping[str, Any], *, live: bool = True) -> bool:
+        """Store the object unless we already hold a newer version; True when it needs a look."""
         version = str((body.get("metadata") or {}).get("resourceVersion") or "")
         current = self.entries.get(model.ref)
         if current is not None:
-            if version and version == current.resource_version:
+            same = bool(version) and version == current.resource_version
+            if same or not _newer_or_unknown(version, current.resource_version):
+                if live and not current.live:
+                    current.live = True
+                    return True
                 return False
-            if not _newer_or_unknown(version, current.resource_version):
-                return False
-        self.entries[model.ref] = Entry(model, body, version)
+        self.entries[model.ref] = Entry(model, body, version, live or (current is not None and current.live))
         return True
+
+    def live(self) -> Iterator[T]:
+        return (entry.model for entry in self.entries.values() if entry.live)
 
     def remove(self, ref: ObjectRef) -> None:
         self.entries.pop(ref, None)

@@ -168,8 +168,8 @@ def test_alert_waiting_for_its_destination_is_delivered_once_it_becomes_ready(en
     env.client.apply(o.destination(env.sim.url))
     env.client.apply(o.rule("breaking", ["incidentio"]))
     env.client.apply(o.alert("early"))
-    condition = env.wait_reason(ALERTS, NS, "early", "WaitingForDestination")
-    assert "incidentio" in condition["message"] and "No API key configured" in condition["message"]
+    condition = env.wait_message(ALERTS, NS, "early", "No API key configured")
+    assert condition["reason"] == "WaitingForDestination" and "IncidentIoDestination incidentio" in condition["message"]
     assert env.incidents() == []
     env.client.apply(o.secret(DEMO_KEY))
     open_delivery(env, "early")

@@ -116,15 +116,17 @@ def ready_conditions(
     generation: int | None,
     previous: Sequence[Mapping[str, Any]] = (),
     progressing: bool = False,
+    settled: bool = False,
     now: datetime.datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The Ready condition plus kstatus's abnormal-true pair (Reconciling, Stalled).
 
     kstatus (Flux's ``wait: true``) ignores Ready on custom kinds; it reads Reconciling=True as
     in progress and Stalled=True as failed, so a not-Ready object says which of the two it is.
+    A ``settled`` object is not Ready on purpose (suspended): neither in progress nor failed.
     """
     conditions = [Condition("Ready", "True" if ready else "False", reason, message, generation)]
-    if ready:
+    if ready or settled:
         conditions.append(Condition("Reconciling", "False", reason, "", generation))
         conditions.append(Condition("Stalled", "False", reason, "", generation))
     elif progressing:

@@ -11,5 +11,5 @@ from incidentio_operator.controller import DESTINATIONS
 
 
 @kopf.on.event(GROUP, VERSION, DESTINATIONS)
-def destination_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def destination_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.observe(DESTINATIONS, event.get("type"), body)

@@ -11,5 +11,5 @@ from incidentio_operator.controller import RULES
 
 
 @kopf.on.event(GROUP, VERSION, RULES)
-def rule_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def rule_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.observe(RULES, event.get("type"), body)

@@ -8,6 +8,6 @@ import kopf
 
 
 @kopf.on.event("v1", "secrets")
-def secret_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def secret_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # Only the Secret's coordinates are passed on; its data stays in kopf's event.
     memo.controller.observe("secrets", event.get("type"), {"metadata": dict(body.metadata)})
