@@ -267,7 +267,11 @@ class Controller:
             alert = await self._write_alert(
                 alert, {"metadata": {"finalizers": finalizers, "resourceVersion": alert.resource_version}}
             )
-        if _differs(plan.status, alert.status):
+        # The write before the calls puts a create's idempotency key on record. A close needs no
+        # such record (the incident ID already is one, and a repeated close is harmless), so a
+        # plan that only closes goes straight to the calls: one write per resolve, not two.
+        only_closes = bool(plan.actions) and all(isinstance(a, lifecycle.CloseIncident) for a in plan.actions)
+        if _differs(plan.status, alert.status) and not only_closes:
             patch = {"metadata": {"resourceVersion": alert.resource_version}, "status": plan.status}
             alert = await self._write_alert(alert, patch, subresource="status")
         holds, requeue = any(d.holds_incident for d in plan.deliveries), plan.requeue_after
@@ -293,7 +297,9 @@ class Controller:
                 self.queue.add((DESTINATIONS, destination_ref))
         for event in plan.events:
             self._record_delivery(alert, event)
-        if not holds and FINALIZER in alert.finalizers:
+        # The finalizer stays for the object's life once it has had an incident: removing it after
+        # each resolve and adding it again on the next trigger would cost two writes per cycle.
+        if alert.deleting and not holds and FINALIZER in alert.finalizers:
             remaining = [name for name in alert.finalizers if name != FINALIZER]
             await self._write_alert(
                 alert, {"metadata": {"finalizers": remaining, "resourceVersion": alert.resource_version}}
