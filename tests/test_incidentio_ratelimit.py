@@ -205,3 +205,20 @@ async def _until_sleeping(time: VirtualTime, count: int) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError("the waiter never went to sleep")
+
+
+async def test_no_tokens_are_banked_while_requests_are_in_flight() -> None:
+    time = VirtualTime()
+    limiter = RateLimiter(RateLimit(per_minute=3, refill_per_second=10.0), clock=time.clock, sleep=time.sleep)
+    key = ApiKey("k")
+    assert await time.run(*(limiter.acquire(key) for _ in range(3))) == [0.0, 0.0, 0.0]
+    time.now += 1.0
+
+    # The server may not have seen those three yet; its bucket may still be full and not refilling.
+    assert await time.run(limiter.acquire(key)) == [pytest.approx(0.1)]
+
+    for _ in range(4):
+        limiter.release(key)
+    time.now += 1.0
+    assert await time.run(*(limiter.acquire(key) for _ in range(3))) == [0.0, 0.0, 0.0]
+    assert limiter.bucket(key).in_flight == 3

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from incidentio_operator import __version__
-from incidentio_operator.incidentio.account import Account
+from incidentio_operator.incidentio.account import Account, ApiKey
 from incidentio_operator.incidentio.errors import (
     IncidentIoError,
     RateLimited,
@@ -77,9 +77,13 @@ class IncidentIoClient:
         self._clock = clock
         self._sleep = sleep
         self._limiter = RateLimiter(rate_limit, clock=clock, sleep=sleep)
+        self._max_connections = max_connections
+        self._connection_slots: dict[ApiKey, asyncio.Semaphore] = {}
         self._http = httpx.AsyncClient(
             transport=transport,
-            timeout=httpx.Timeout(timeout),
+            # Waiting for a free connection is queueing behind our own requests, not incident.io being slow;
+            # each of those requests is bounded by the connect, read and write timeouts.
+            timeout=httpx.Timeout(timeout, pool=None),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             # A redirect would carry the Authorization header somewhere nobody configured.
@@ -121,16 +125,12 @@ class IncidentIoClient:
         body = await self._call(account, "show_incident", "GET", path)
         return _parse("show_incident", Incident.from_json, body)
 
-    async def edit_incident(
-        self, account: Account, incident_id: str, request: EditIncidentRequest
-    ) -> Incident:
+    async def edit_incident(self, account: Account, incident_id: str, request: EditIncidentRequest) -> Incident:
         path = f"/v2/incidents/{quote(incident_id, safe='')}/actions/edit"
         body = await self._call(account, "edit_incident", "POST", path, request.to_json())
         return _parse("edit_incident", Incident.from_json, body)
 
-    async def _call(
-        self, account: Account, operation: str, method: str, path: str, payload: object = None
-    ) -> object:
+    async def _call(self, account: Account, operation: str, method: str, path: str, payload: object = None) -> object:
         url = account.base_url.rstrip("/") + path
         secret = account.api_key.reveal()
         headers = {"Authorization": f"Bearer {secret}"}
@@ -141,16 +141,19 @@ class IncidentIoClient:
         attempt = 0
         while True:
             attempt += 1
-            waited = await self._limiter.acquire(account.api_key)
-            if waited > 0 and self._observer is not None:
-                self._observer.rate_limit_waited(waited)
-            started = self._clock()
-            try:
-                response = await self._http.request(method, url, content=content, headers=headers)
-            except httpx.TransportError as exc:
-                error: IncidentIoError = Unreachable(
-                    f"incident.io unreachable: {self._unreachable_reason(exc)}", operation=operation
-                )
+            # A token is taken only with a connection in hand, so a request leaves the moment its slot comes:
+            # a queue between the two would bunch requests up and empty the server's bucket before ours.
+            async with self._connections_for(account.api_key):
+                waited = await self._limiter.acquire(account.api_key)
+                try:
+                    if waited > 0 and self._observer is not None:
+                        self._observer.rate_limit_waited(waited)
+                    started = self._clock()
+                    response = await self._send(operation, method, url, content, headers)
+                finally:
+                    self._limiter.release(account.api_key)
+            if isinstance(response, Unreachable):
+                error: IncidentIoError = response
                 self._finished(operation, method, path, None, attempt, started, str(error))
             else:
                 self._finished(operation, method, path, response.status_code, attempt, started, None)
@@ -166,6 +169,23 @@ class IncidentIoClient:
                 raise error
             if delay > 0:
                 await self._sleep(delay)
+
+    def _connections_for(self, api_key: ApiKey) -> asyncio.Semaphore:
+        # Per key, so callers queued behind one key's rate limit never hold connections another key needs.
+        # It also keeps httpcore's own queue short: its pool rescans every queued request on each change.
+        slots = self._connection_slots.get(api_key)
+        if slots is None:
+            slots = self._connection_slots[api_key] = asyncio.Semaphore(self._max_connections)
+        return slots
+
+    async def _send(
+        self, operation: str, method: str, url: str, content: bytes | None, headers: dict[str, str]
+    ) -> httpx.Response | Unreachable:
+        try:
+            return await self._http.request(method, url, content=content, headers=headers)
+        except httpx.TransportError as exc:
+            # Built here but raised by the caller, so it carries no httpx exception (and no request headers).
+            return Unreachable(f"incident.io unreachable: {self._unreachable_reason(exc)}", operation=operation)
 
     def _error(self, operation: str, response: httpx.Response) -> IncidentIoError:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
@@ -241,9 +261,7 @@ def _parse(operation: str, parser: Callable[[object], T], body: object) -> T:
     try:
         return parser(body)
     except ValueError as exc:
-        raise UnexpectedResponse(
-            f"unexpected response from incident.io: {exc}", operation=operation
-        ) from None
+        raise UnexpectedResponse(f"unexpected response from incident.io: {exc}", operation=operation) from None
 
 
 def _redacted(error: IncidentIoError, secret: str) -> IncidentIoError:

@@ -80,9 +80,7 @@ class UnexpectedResponse(IncidentIoError):
 _FIXED_MESSAGES = {401: "Unauthorized", 403: "Forbidden"}
 
 
-def error_from_response(
-    operation: str, status: int, body: bytes, retry_after: float | None = None
-) -> IncidentIoError:
+def error_from_response(operation: str, status: int, body: bytes, retry_after: float | None = None) -> IncidentIoError:
     """Build the exception for an HTTP error response from incident.io's error envelope, if it has one."""
     envelope = _parse_envelope(body)
     error_type = _optional_str(envelope.get("type"))

@@ -24,6 +24,11 @@ class TokenBucket:
     A caller takes a token at once and learns exactly when its slot comes, so waiting is first come,
     first served, and each waiter sleeps once instead of polling. When the server says the bucket is
     empty, every pending slot moves later by the same amount (`shift`), keeping their order.
+
+    Requests still in flight may not have reached the server yet, and until they do its bucket can sit
+    full and stop refilling; so tokens plus requests in flight never refill past the capacity. Without
+    that, a burst (or a lull where the server answers slower than the refill) lets this bucket bank
+    tokens the server never had, and the next burst is answered with 429s.
     """
 
     def __init__(self, limit: RateLimit, now: float) -> None:
@@ -33,6 +38,7 @@ class TokenBucket:
         self._updated = now
         self.waiting = 0
         self.shift = 0.0
+        self.in_flight = 0
 
     @property
     def refill_interval(self) -> float:
@@ -40,27 +46,32 @@ class TokenBucket:
 
     def reserve(self, now: float) -> float:
         """Take a token; returns how long from `now` until the caller's slot (0 when it may go now)."""
-        self._refill(now)
+        self.refill(now)
         self._tokens -= 1.0
         return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
 
     def refund(self, now: float) -> None:
         """Give back a reserved token whose caller gave up before its slot."""
-        self._refill(now)
+        self.refill(now)
         self._tokens = min(self._capacity, self._tokens + 1.0)
 
     def pause(self, now: float, seconds: float) -> None:
         """The server says the bucket is empty and one request succeeds `seconds` from now."""
-        self._refill(now)
+        self.refill(now)
         # One token at now + seconds, behind every caller already waiting for a slot.
-        target = 1.0 - seconds * self._rate - self.waiting
-        if target < self._tokens:
-            self.shift += (self._tokens - target) / self._rate
-            self._tokens = target
+        self._lower_to(1.0 - seconds * self._rate - self.waiting)
 
-    def _refill(self, now: float) -> None:
+    def _lower_to(self, tokens: float) -> None:
+        if tokens < self._tokens:
+            self.shift += (self._tokens - tokens) / self._rate
+            self._tokens = tokens
+
+    def refill(self, now: float) -> None:
         if now > self._updated:
-            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+            # Never below zero, so reserved slots (negative tokens) keep the refill they were promised.
+            ceiling = max(0.0, self._capacity - self.in_flight)
+            if self._tokens < ceiling:
+                self._tokens = min(ceiling, self._tokens + (now - self._updated) * self._rate)
             self._updated = now
 
 
@@ -86,11 +97,12 @@ class RateLimiter:
         return bucket
 
     async def acquire(self, key: Hashable) -> float:
-        """Wait for this key's next slot; returns the seconds waited."""
+        """Wait for this key's next slot; returns the seconds waited. Pair with `release`."""
         bucket = self.bucket(key)
         start = self._clock()
         delay = bucket.reserve(start)
         if delay <= 0:
+            bucket.in_flight += 1
             return 0.0
         slot, shift = start + delay, bucket.shift
         bucket.waiting += 1
@@ -102,7 +114,14 @@ class RateLimiter:
             raise
         finally:
             bucket.waiting -= 1
+        bucket.in_flight += 1
         return self._clock() - start
+
+    def release(self, key: Hashable) -> None:
+        """The request that `acquire` let through has its answer (or failed): it is no longer in flight."""
+        bucket = self.bucket(key)
+        bucket.refill(self._clock())
+        bucket.in_flight -= 1
 
     def pause(self, key: Hashable, seconds: float | None) -> None:
         """Hold back every caller of this key: incident.io answered 429, so its bucket is empty.
