@@ -28,5 +28,8 @@ test: lint typecheck unit
 demo: $(STAMP)
 	$(BIN)/incidentio-operator demo
 
+bench: $(STAMP)
+	$(BIN)/python -m bench --runs 3 --json bench/results/latest.json
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
