@@ -92,9 +92,6 @@ class Controller:
         self.queue: WorkQueue[Key] = WorkQueue()
         self._destinations: dict[ObjectRef, DestinationState] = {}
         self._rule_last_match: dict[ObjectRef, datetime.datetime] = {}
-        # Calls to incident.io per destination, and the alerts waiting for one of them to finish.
-        self._in_flight: dict[ObjectRef, int] = {}
-        self._parked: dict[ObjectRef, dict[ObjectRef, None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self.started = asyncio.Event()
@@ -254,13 +251,6 @@ class Controller:
             alert, routing, destinations, self.clock(), retry_base=self.settings.delivery_retry_base
         )
         plan = lifecycle.plan(context)
-        slots = max(1, self.settings.concurrency // 4)
-        busy = [a.destination for a in plan.actions if self._in_flight.get(a.destination, 0) >= slots]
-        if busy:
-            # That destination's calls already wait on its rate limit; a worker waiting here too would be
-            # taken from every other destination. The alert resumes when one of those calls finishes.
-            self._parked.setdefault(busy[0], {})[ref] = None
-            return
         finalizers = list(alert.finalizers)
         if plan.needs_finalizer and FINALIZER not in finalizers and not alert.deleting:
             finalizers.append(FINALIZER)
@@ -276,17 +266,7 @@ class Controller:
             alert = await self._write_alert(alert, patch, subresource="status")
         holds, requeue = any(d.holds_incident for d in plan.deliveries), plan.requeue_after
         if plan.actions:
-            for action in plan.actions:
-                self._in_flight[action.destination] = self._in_flight.get(action.destination, 0) + 1
-            try:
-                outcomes = await asyncio.gather(*(self._act(action, destinations) for action in plan.actions))
-            finally:
-                for action in plan.actions:
-                    self._in_flight[action.destination] -= 1
-                    parked = self._parked.get(action.destination)
-                    if parked:
-                        self.queue.add((ALERTS, next(iter(parked))))
-                        del parked[next(iter(parked))]
+            outcomes = await asyncio.gather(*(self._act(action, destinations) for action in plan.actions))
             settled = lifecycle.settle(replace(context, alert=alert, now=self.clock()), plan, outcomes)
             alert = await self._write_alert(alert, {"status": settled.status}, subresource="status")
             holds, requeue = settled.holds_incidents, settled.requeue_after
