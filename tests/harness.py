@@ -288,18 +288,20 @@ def assert_secret_nowhere(env: Environment, *secrets: str) -> None:
             assert not any(secret in text for text in texts), f"API key found in {where}"
 
 
-def rate_in_paced_phase(times: Sequence[float], capacity: int, refill_per_second: float) -> tuple[float, int, float]:
-    """(calls per second, calls, seconds) from the moment a bucket like incident.io's first ran dry.
+def rate_in_paced_phase(
+    times: Sequence[float], capacity: int, refill_per_second: float, *, since: float = float("-inf")
+) -> tuple[float, int, float]:
+    """(calls per second, calls, seconds) from the moment, at or after ``since``, a bucket like incident.io's ran dry.
 
-    The bucket is replayed over the accepted calls' arrival times, so the phase starts exactly where
-    a client could no longer go faster than the refill; a paced client then sustains about the refill rate.
+    The bucket is replayed over the accepted calls' times, so the phase starts exactly where a client
+    could no longer go faster than the refill; a paced client then sustains about the refill rate.
     """
     ordered = sorted(times)
     tokens, updated = float(capacity), ordered[0] if ordered else 0.0
     for index, at in enumerate(ordered):
         tokens = min(float(capacity), tokens + (at - updated) * refill_per_second) - 1.0
         updated = at
-        if tokens < 1.0:
+        if tokens < 1.0 and at >= since:
             paced = ordered[index:]
             seconds = paced[-1] - paced[0]
             # n calls span n-1 refill intervals.
@@ -328,3 +330,27 @@ def watch_faults(env: Environment) -> WatchedFaults:
     faults = WatchedFaults()
     env.sim.faults = faults
     return faults
+
+
+def put_at_once(env: Environment, objects: Sequence[dict[str, Any]]) -> None:
+    """Write many objects in one turn of the stand-in's loop, so the operator meets a burst, not the test's pace."""
+
+    async def write() -> None:
+        for obj in objects:
+            env.kube.put_object(obj)
+
+    env.loop.run(write(), timeout=120)
+
+
+def set_state_at_once(env: Environment, namespace: str, names: Sequence[str], state: str) -> None:
+    """Move many DataAlerts to ``state`` in one turn of the stand-in's loop (their status left as it is)."""
+
+    async def write() -> None:
+        for name in names:
+            body = env.kube.get_object(GROUP_VERSION, "dataalerts", namespace, name)
+            assert body is not None, name
+            body.pop("status", None)
+            body["spec"]["state"] = state
+            env.kube.put_object(body)
+
+    env.loop.run(write(), timeout=120)

@@ -102,16 +102,17 @@ def test_killed_after_the_close_took_effect_before_the_status_was_written(env: E
     setup_team(env)
     env.client.apply(o.alert("orders"))
     opened = wait_for(lambda: (d := only_delivery(env, "orders")) and d["state"] == "Open" and d, what="Open")
-    env.sim.faults.slow_next(1, seconds=3, operation="edit_incident")
-    env.client.apply(o.alert("orders", state="resolved"))
-    wait_for(lambda: only_delivery(env, "orders").get("state") == "Closing", what="Closing written")
+    # A close needs no status write before its call (the incident ID is the record), so the next
+    # status write is the one recording the close: hold it, so the kill lands before it.
     env.kube.delay_next(1, 60, verb="patch", resource=ALERTS, subresource="status")
+    env.sim.faults.slow_next(1, seconds=1, operation="edit_incident")
+    env.client.apply(o.alert("orders", state="resolved"))
     wait_for(
         lambda: env.sim.incident(str(opened["incidentId"]))["incident_status"]["id"] == CLOSED_STATUS_ID,
         what="the incident closed in incident.io",
     )
     first.kill()
-    assert only_delivery(env, "orders")["state"] == "Closing"
+    assert only_delivery(env, "orders")["state"] in ("Open", "Closing")
 
     env.start_operator(*FAST)
     env.wait_reason(ALERTS, NS, "orders", "Closed")
@@ -121,8 +122,6 @@ def test_killed_after_the_close_took_effect_before_the_status_was_written(env: E
     assert len(env.requests("edit_incident")) == 2
     books = Books(env, [NS])
     assert (books.created, books.duplicates, books.open_incidents(), books.disagreements()) == (1, 0, [], [])
-    body = env.get(ALERTS, NS, "orders") or {}
-    assert "alerting.armor.dev/close-incidents" not in body["metadata"].get("finalizers", [])
 
 
 @pytest.mark.timeout(240)
