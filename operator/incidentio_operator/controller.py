@@ -92,6 +92,10 @@ class Controller:
         self.queue: WorkQueue[Key] = WorkQueue()
         self._destinations: dict[ObjectRef, DestinationState] = {}
         self._rule_last_match: dict[ObjectRef, datetime.datetime] = {}
+        # incident.io calls in flight per destination, and the alerts parked until one finishes: a
+        # destination whose calls wait on its rate limit must not take every worker from the others.
+        self._in_flight: dict[ObjectRef, int] = {}
+        self._parked: dict[ObjectRef, dict[ObjectRef, None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self.started = asyncio.Event()
@@ -251,6 +255,10 @@ class Controller:
             alert, routing, destinations, self.clock(), retry_base=self.settings.delivery_retry_base
         )
         plan = lifecycle.plan(context)
+        busy = [a.destination for a in plan.actions if self._in_flight.get(a.destination, 0) >= self._slots]
+        if busy:
+            self._parked.setdefault(busy[0], {})[ref] = None
+            return
         finalizers = list(alert.finalizers)
         if plan.needs_finalizer and FINALIZER not in finalizers and not alert.deleting:
             finalizers.append(FINALIZER)
@@ -266,7 +274,14 @@ class Controller:
             alert = await self._write_alert(alert, patch, subresource="status")
         holds, requeue = any(d.holds_incident for d in plan.deliveries), plan.requeue_after
         if plan.actions:
-            outcomes = await asyncio.gather(*(self._act(action, destinations) for action in plan.actions))
+            for action in plan.actions:
+                self._in_flight[action.destination] = self._in_flight.get(action.destination, 0) + 1
+            try:
+                outcomes = await asyncio.gather(*(self._act(action, destinations) for action in plan.actions))
+            finally:
+                for action in plan.actions:
+                    self._in_flight[action.destination] -= 1
+                    self._wake_parked(action.destination)
             settled = lifecycle.settle(replace(context, alert=alert, now=self.clock()), plan, outcomes)
             alert = await self._write_alert(alert, {"status": settled.status}, subresource="status")
             holds, requeue = settled.holds_incidents, settled.requeue_after
@@ -287,6 +302,24 @@ class Controller:
         if requeue is not None:
             jitter = random.uniform(0, min(requeue * 0.1, 2.0))
             self.queue.add_after((ALERTS, ref), requeue + jitter)
+
+    @property
+    def _slots(self) -> int:
+        return max(4, self.settings.concurrency // 4)
+
+    def _wake_parked(self, destination: ObjectRef) -> None:
+        """Queue as many parked alerts as the destination has free call slots.
+
+        Waking by free slots rather than one per finished call means an alert that, once woken, has
+        no call left to make (resolved meanwhile) cannot strand the ones parked behind it.
+        """
+        parked = self._parked.get(destination)
+        free = self._slots - self._in_flight.get(destination, 0)
+        while parked and free > 0:
+            ref = next(iter(parked))
+            del parked[ref]
+            self.queue.add((ALERTS, ref))
+            free -= 1
 
     async def _write_alert(
         self, alert: DataAlert, patch: Mapping[str, Any], *, subresource: str | None = None

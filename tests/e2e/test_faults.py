@@ -108,7 +108,9 @@ def test_random_failures_hangs_and_429_bursts_still_give_one_closed_incident_per
                 env.sim.faults.lose_response_next(3, operation="create_incident")
             if index == count // 2:
                 env.sim.faults.fail_next(10, status=429, retry_after=formatdate(time.time() + 2, usegmt=True))
-        wait_for(lambda: len(env.incidents()) >= count // 2, timeout=120, what="half the incidents")
+        # Every alert is delivered before it resolves: an alert resolved before its incident went out
+        # rightly gets none (reason Resolved), and this test is about one incident per alert.
+        wait_for(lambda: len(env.incidents()) >= count, timeout=300 if FULL else 120, what="every incident")
         resolve_all(env, names)
         env.sim.faults.fail_next(10, status=429, retry_after="1")
         env.sim.faults.lose_response_next(3, operation="edit_incident")
@@ -255,11 +257,8 @@ def test_destinations_with_different_keys_are_paced_independently(tmp_path: Path
         books = Books(env, [NS])
         assert (books.created, books.duplicates) == (count_a + count_b, 0)
         assert_secret_nowhere(env, "key-team-a", "key-team-b")
-        if b_seconds >= ideal_b + 3:
-            pytest.xfail(
-                f"team b took {b_seconds:.1f}s where its own bucket needs {ideal_b:.1f}s: every worker waits in "
-                "team a's rate-limit queue (head-of-line blocking across destinations, open)"
-            )
+        # Team b is not stuck behind team a's backlog: its burst takes what its own bucket needs.
+        assert b_seconds < ideal_b + 3, f"team b took {b_seconds:.1f}s where its own bucket needs {ideal_b:.1f}s"
 
 
 # ---------------------------------------------------------------------- Kubernetes API faults
