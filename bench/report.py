@@ -70,8 +70,17 @@ FIGURES: tuple[Figure, ...] = (
     Figure("economy", "burst", "creates_per_alert_max", "creates per alert (max)", "calls", exactly(1)),
     Figure("economy", "burst", "closes_per_alert_min", "closes per alert (min)", "calls", exactly(1)),
     Figure("economy", "burst", "closes_per_alert_max", "closes per alert (max)", "calls", exactly(1)),
-    Figure("economy", "burst", "kube_writes_per_change_max", "k8s writes per state change (max)", "writes", at_most(2)),
-    Figure("economy", "burst", "kube_writes_per_change_mean", "k8s writes per state change (mean)", "writes"),
+    Figure(
+        "economy",
+        "burst",
+        "kube_writes_trigger_max",
+        "k8s status writes on trigger (max)",
+        "writes",
+        at_most(2),
+    ),
+    Figure("economy", "burst", "kube_writes_resolve_max", "k8s status writes on resolve (max)", "writes", at_most(2)),
+    Figure("economy", "burst", "kube_writes_per_change_mean", "k8s status writes per state change (mean)", "writes"),
+    Figure("economy", "burst", "kube_finalizer_writes_max", "finalizer writes per alert (once in its life)", "writes"),
     Figure("economy", "burst", "events_per_alert", "Events posted per alert", "events"),
     Figure("memory", "restart", "rss_peak_mb", "peak RSS, N alerts", "MB", at_most(200)),
     Figure("memory", "restart", "rss_idle_mb", "RSS at idle after startup", "MB"),
@@ -94,8 +103,7 @@ def values_of(figure: Figure, runs: Runs) -> list[float]:
     top, bottom = figure.over
     # Pair repetitions by index: each burst run against the floor run measured next to it.
     return [
-        float(a[top]) / float(b[bottom])
-        for a, b in zip(runs.get(figure.run, ()), runs.get("floor", ()), strict=False)
+        float(a[top]) / float(b[bottom]) for a, b in zip(runs.get(figure.run, ()), runs.get("floor", ()), strict=False)
     ]
 
 

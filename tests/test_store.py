@@ -32,7 +32,10 @@ def test_first_version_is_stored() -> None:
 
     assert index.upsert(alert, body) is True
     assert index.get(REF) is alert
-    assert index.body(REF) is body
+    reference = index.reference(REF)
+    assert reference is not None
+    assert reference["metadata"] == {k: body["metadata"].get(k) for k in ("name", "namespace", "uid")}
+    assert (reference["apiVersion"], reference["kind"]) == (body["apiVersion"], body["kind"])
     assert len(index) == 1
 
 
@@ -61,8 +64,7 @@ def test_older_version_is_ignored(older: str) -> None:
     stored = index.get(REF)
     assert stored is not None and stored.spec is not None
     assert stored.spec.state == "triggered"
-    body = index.body(REF)
-    assert body is not None and body["metadata"]["resourceVersion"] == "100"
+    assert stored.resource_version == "100"
 
 
 def test_identical_version_is_ignored() -> None:
@@ -104,7 +106,7 @@ def test_removed_object_is_gone_and_removing_twice_is_harmless() -> None:
     index.remove(REF)
 
     assert index.get(REF) is None
-    assert index.body(REF) is None
+    assert index.reference(REF) is None
     assert list(index) == []
 
 

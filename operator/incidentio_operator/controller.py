@@ -381,7 +381,7 @@ class Controller:
             "action": event.action if event.action != "LeftOpen" else "Closed",
         }
         self.queue.add_after((DESTINATIONS, event.destination), self.settings.summary_delay)
-        body = self.store.alerts.body(alert.ref)
+        body = self.store.alerts.reference(alert.ref)
         if body is not None:
             event_type = "Warning" if event.action == "Failed" else "Normal"
             reason = {"Created": "IncidentCreated", "Closed": "IncidentClosed", "Failed": "DeliveryFailed"}.get(
@@ -521,7 +521,7 @@ class Controller:
         previous = (condition_of(status, "Ready") or {}).get("reason")
         if result.ok != (previous == "Verified") or create_test or result.retryable is False:
             self._post_event(
-                self.store.destinations.body(ref) or {},
+                self.store.destinations.reference(ref) or {},
                 "Normal" if result.ok else "Warning",
                 "ConnectionTestSucceeded" if result.ok else "ConnectionTestFailed",
                 result.message,

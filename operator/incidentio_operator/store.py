@@ -28,10 +28,21 @@ def _newer_or_unknown(incoming: str, current: str) -> bool:
     return True
 
 
+def _reference(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {key: meta.get(key) for key in ("name", "namespace", "uid")},
+    }
+
+
 @dataclass
 class Entry(Generic[T]):
     model: T
-    body: Mapping[str, Any]
+    # Only what an Event's involvedObject needs: whole bodies (managedFields and all) for thousands
+    # of alerts would be most of the operator's memory.
+    reference: Mapping[str, Any]
     resource_version: str
     # Seen through kopf's watch (or written by us), not only in the startup listing. A paused
     # standby replica lists but receives no watch events, so it must not act on what it listed.
@@ -53,7 +64,9 @@ class Index(Generic[T]):
                     current.live = True
                     return True
                 return False
-        self.entries[model.ref] = Entry(model, body, version, live or (current is not None and current.live))
+        self.entries[model.ref] = Entry(
+            model, _reference(body), version, live or (current is not None and current.live)
+        )
         return True
 
     def live(self) -> Iterator[T]:
@@ -66,9 +79,10 @@ class Index(Generic[T]):
         entry = self.entries.get(ref)
         return entry.model if entry else None
 
-    def body(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+    def reference(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+        """apiVersion, kind and the identifying metadata of the object, for posting Events about it."""
         entry = self.entries.get(ref)
-        return entry.body if entry else None
+        return entry.reference if entry else None
 
     def in_namespace(self, namespace: str) -> Iterator[T]:
         return (entry.model for ref, entry in self.entries.items() if ref.namespace == namespace)
