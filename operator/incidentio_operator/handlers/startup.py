@@ -41,9 +41,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf
         max_attempts=options.incidentio_max_attempts,
         rate_limit=RateLimit(options.rate_limit_per_minute, options.rate_limit_refill_per_second),
         observer=metrics,
-        # incident.io's limit is 20 requests a second per key: 20 connections per key carry that with
-        # room to spare, and a larger pool only costs CPU in httpx's bookkeeping under a burst.
-        max_connections=20,
+        # incident.io's limit is 20 requests a second per key, and the controller lets at most 8 calls
+        # per destination be in flight; httpx's pool bookkeeping costs CPU per pooled connection on
+        # every request, so a larger pool would only slow a burst down.
+        max_connections=10,
     )
     login = getattr(memo, "login", None) or login_from_environment
     kube = KubeClient(login)
