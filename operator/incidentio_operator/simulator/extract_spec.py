@@ -8,7 +8,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-DEFAULT_SOURCE = Path("/work/shared/reference/incident-io-openapi.json")
+# The project's shared/ folder sits beside the repository (<parent>/main and <parent>/shared).
+DEFAULT_SOURCE = Path(__file__).resolve().parents[4] / "shared" / "reference" / "incident-io-openapi.json"
 DEFAULT_OUTPUT = Path(__file__).with_name("openapi-subset.json")
 RETRIEVED_ON = "2026-11-26"
 
