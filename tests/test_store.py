@@ -117,3 +117,14 @@ def test_store_holds_one_index_per_kind() -> None:
     assert len(store.alerts) == 1
     assert len(store.rules) == 0
     assert len(store.destinations) == 0
+
+
+def test_known_is_true_only_for_a_live_entry_at_this_or_a_newer_version() -> None:
+    index: Index[DataAlert] = Index()
+    alert, body = _version("7")
+    assert index.upsert(alert, body, live=False)
+    assert not index.known(REF, "7"), "seen only in the startup listing: kopf's event must still count"
+    assert index.upsert(alert, body)
+    assert index.known(REF, "7") and index.known(REF, "6")
+    assert not index.known(REF, "8")
+    assert not index.known(REF, "")

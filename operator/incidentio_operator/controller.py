@@ -153,6 +153,11 @@ class Controller:
         ref = ObjectRef.of(body)
         deleted = event_type == "DELETED"
         if resource == ALERTS:
+            # Most alert events are the echoes of our own status writes, already in the store:
+            # skip them before parsing anything.
+            version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+            if not deleted and self.store.alerts.known(ref, version):
+                return
             if deleted:
                 self.store.alerts.remove(ref)
             elif self.store.alerts.upsert(DataAlert.from_body(body), body):

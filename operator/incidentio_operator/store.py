@@ -69,6 +69,13 @@ class Index(Generic[T]):
         )
         return True
 
+    def known(self, ref: ObjectRef, version: str) -> bool:
+        """True when this version (or a newer one) is already held and was seen live: nothing to parse."""
+        current = self.entries.get(ref)
+        if current is None or not current.live or not version:
+            return False
+        return version == current.resource_version or not _newer_or_unknown(version, current.resource_version)
+
     def live(self) -> Iterator[T]:
         return (entry.model for entry in self.entries.values() if entry.live)
 
