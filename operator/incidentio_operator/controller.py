@@ -144,7 +144,7 @@ class Controller:
             for destination in self.store.destinations.live():
                 self.queue.add((DESTINATIONS, destination.ref))
             for alert in self.store.alerts.live():
-                if _unsettled(alert):
+                if alert.unsettled:
                     self.queue.add((ALERTS, alert.ref))
 
     # ----------------------------------------------------------------- events from kopf
@@ -206,7 +206,7 @@ class Controller:
 
     def _wake_alerts(self, namespace: str, *, everything: bool) -> None:
         for alert in self.store.alerts.in_namespace(namespace):
-            if everything or _unsettled(alert):
+            if everything or alert.unsettled:
                 self.queue.add((ALERTS, alert.ref))
 
     # ----------------------------------------------------------------- the worker
@@ -360,7 +360,7 @@ class Controller:
             return lifecycle.Outcome(action.label, action.epoch, error=error)
 
     def _note_matches(self, alert: DataAlert, matched: tuple[str, ...]) -> None:
-        before = set(alert.status.get("matchedRules") or ())
+        before = set(alert.matched_rules)
         for name in matched:
             if name not in before:
                 rule_ref = ObjectRef(alert.ref.namespace, name)
@@ -396,15 +396,11 @@ class Controller:
 
     def delivery_counts(self) -> tuple[int, int]:
         """(pending, waiting) deliveries across all alerts; computed when Prometheus scrapes."""
-        pending = waiting = 0
         # Prometheus scrapes from its own thread: copy the entries in one C-level step (under the
         # GIL) rather than iterating a dict the event loop may be changing.
-        for entry in list(self.store.alerts.entries.values()):
-            for item in entry.model.status.get("deliveries") or ():
-                if item.get("state") in ("Pending", "Closing"):
-                    pending += 1
-                    if item.get("waitingFor"):
-                        waiting += 1
+        alerts = [entry.model for entry in list(self.store.alerts.entries.values())]
+        pending = sum(alert.pending_deliveries for alert in alerts)
+        waiting = sum(alert.waiting_deliveries for alert in alerts)
         return pending, waiting
 
     # ----------------------------------------------------------------- destinations
@@ -604,7 +600,7 @@ class Controller:
         matched = sum(
             1
             for alert in self.store.alerts.in_namespace(ref.namespace)
-            if ref.name in (alert.status.get("matchedRules") or ())
+            if ref.name in alert.matched_rules
         )
         last_match = self._rule_last_match.get(ref)
         fields: dict[str, Any] = {"matchedAlerts": matched}
@@ -710,13 +706,3 @@ def _last_test(result: TestResult, now: datetime.datetime, mode: str, requested:
 
 def _differs(wanted: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
     return any(current.get(key) != value for key, value in wanted.items())
-
-
-def _unsettled(alert: DataAlert) -> bool:
-    """An alert that may have work left: not Ready, or a delivery not in a final state."""
-    condition = condition_of(alert.status, "Ready")
-    if condition is None or condition.get("status") != "True":
-        return True
-    if alert.status.get("observedGeneration") != alert.generation:
-        return True
-    return any(item.get("state") in ("Pending", "Closing") for item in alert.status.get("deliveries") or ())

@@ -37,7 +37,7 @@ def _reference(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry(Generic[T]):
     model: T
     # Only what an Event's involvedObject needs: whole bodies (managedFields and all) for thousands
@@ -49,7 +49,7 @@ class Entry(Generic[T]):
     live: bool = True
 
 
-@dataclass
+@dataclass(slots=True)
 class Index(Generic[T]):
     entries: dict[ObjectRef, Entry[T]] = field(default_factory=dict)
 
@@ -101,7 +101,7 @@ class Index(Generic[T]):
         return len(self.entries)
 
 
-@dataclass
+@dataclass(slots=True)
 class Store:
     destinations: Index[Destination] = field(default_factory=lambda: Index[Destination]())
     rules: Index[AlertRule] = field(default_factory=lambda: Index[AlertRule]())

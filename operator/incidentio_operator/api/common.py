@@ -22,7 +22,7 @@ class SpecError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ObjectRef:
     """A namespaced object's coordinates."""
 
@@ -78,7 +78,7 @@ def parse_duration(value: str) -> datetime.timedelta:
     return datetime.timedelta(seconds=seconds)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Condition:
     """A metav1.Condition as kstatus, ``kubectl wait`` and Argo CD read it."""
 
