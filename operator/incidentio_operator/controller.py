@@ -98,7 +98,6 @@ class Controller:
         self._parked: dict[ObjectRef, dict[ObjectRef, None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
-        self.started = asyncio.Event()
         metrics.deliveries_pending.set_function(lambda: self.delivery_counts()[0])
         metrics.deliveries_waiting.set_function(lambda: self.delivery_counts()[1])
         metrics.queue_depth.set_function(lambda: self.queue.depth)
@@ -125,7 +124,6 @@ class Controller:
             for n in range(self.settings.concurrency)
         ]
         self._tasks.append(asyncio.create_task(self._sweep(), name="sweep"))
-        self.started.set()
 
     async def stop(self) -> None:
         self.queue.close()
@@ -133,10 +131,6 @@ class Controller:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         self._tasks.clear()
-
-    @property
-    def idle(self) -> bool:
-        return self.queue.idle
 
     async def _sweep(self) -> None:
         while True:
