@@ -67,7 +67,6 @@ class KubeClient:
         self._session: aiohttp.ClientSession | None = None
         self._server = ""
         self._lock = asyncio.Lock()
-        self.calls = 0
 
     async def _client(self, refresh: bool = False) -> tuple[aiohttp.ClientSession, str]:
         async with self._lock:
@@ -100,7 +99,6 @@ class KubeClient:
     ) -> Any:
         for attempt in range(2):
             session, server = await self._client(refresh=attempt > 0)
-            self.calls += 1
             try:
                 async with session.request(method, server + path, json=json, headers=headers) as response:
                     status, reason = response.status, response.reason or ""
