@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import signal
 import socket
 import textwrap
 import threading
@@ -239,11 +240,12 @@ class Demo:
             self.say(f"Serving. incident.io simulator: {self.sim.url} (API key: the one in examples/secret.yaml)")
             self.say(f"Kubernetes API stand-in: {self.kube.url}  (KUBECONFIG: {self.kubeconfig()})")
             self.say("Press Ctrl-C to stop.")
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                self.say("stopped")
+            stop = threading.Event()
+            # SIGTERM too: `timeout`, containers and process managers stop a server that way.
+            for stop_signal in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(stop_signal, lambda *_: stop.set())
+            stop.wait()
+            self.say("stopped")
 
     def matched(self, rule: str) -> int:
         body = self.client.get(API_VERSION, "alertrules", NAMESPACE, rule) or {}
