@@ -75,6 +75,12 @@ def apply_file(config: SimulatorConfig, document: dict[str, Any]) -> None:
 
 
 async def serve(config: SimulatorConfig, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Ctrl-C, and SIGTERM from a container runtime, both stop the server cleanly; the handlers go in
+    # before anything is printed, so a caller that signals as soon as it reads the URL is honoured.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     simulator = Simulator(config)
     await simulator.start(host, port)
     try:
@@ -87,11 +93,6 @@ async def serve(config: SimulatorConfig, host: str, port: int) -> None:
             print(f"  severity        {severity.id}  rank {severity.rank}  {severity.name}")
         limit = config.rate_limit_per_minute
         print(f"  rate limit: {f'{limit}/min per key' if limit is not None else 'off'}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        # Ctrl-C, and SIGTERM from a container runtime, both stop the server cleanly.
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
         await stop.wait()
     finally:
         await simulator.stop()
