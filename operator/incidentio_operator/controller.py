@@ -115,10 +115,16 @@ class Controller:
         exact: list[str | None] = [ns for ns in self.settings.namespaces if not any(ch in ns for ch in "*?[!")]
         scopes: list[str | None] = exact if exact and len(exact) == len(self.settings.namespaces) else [None]
         for scope in scopes:
-            for body in await self.kube.list(API_VERSION, DESTINATIONS, scope):
-                self.store.destinations.upsert(Destination.from_body(body), body, live=False)
-            for body in await self.kube.list(API_VERSION, RULES, scope):
-                self.store.rules.upsert(AlertRule.from_body(body), body, live=False)
+            try:
+                for body in await self.kube.list(API_VERSION, DESTINATIONS, scope):
+                    self.store.destinations.upsert(Destination.from_body(body), body, live=False)
+                for body in await self.kube.list(API_VERSION, RULES, scope):
+                    self.store.rules.upsert(AlertRule.from_body(body), body, live=False)
+            except KubeError as exc:
+                if not exc.not_found:
+                    raise
+                # The CRDs are not installed (yet): kopf starts watching when they appear.
+                logger.warning("The alerting.armor.dev CRDs are not installed; waiting for them (%s)", exc)
         self._tasks = [
             asyncio.create_task(self.queue.run_worker(self._handle), name=f"worker-{n}")
             for n in range(self.settings.concurrency)

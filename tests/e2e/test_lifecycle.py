@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from incidentio_operator.simulator import CLOSED_STATUS_ID, INVESTIGATING_STATUS_ID, SEVERITY_CRITICAL_ID
 from tests.e2e import objects as o
 from tests.harness import DEMO_KEY, EXAMPLES, Environment, wait_for
@@ -217,3 +219,30 @@ def test_test_requested_annotation_runs_the_test_again(env: Environment) -> None
         what="test re-run",
     )
     assert len(env.requests("identity")) == identity_calls + 1
+
+
+def test_operator_started_before_its_crds_waits_for_them(tmp_path: Path) -> None:
+    from incidentio_operator.kubesim import KubeApiStandIn, StandInClient
+    from incidentio_operator.schema import load_crds
+    from incidentio_operator.servers import BackgroundLoop
+    from tests.harness import Operator
+
+    loop = BackgroundLoop("no-crds")
+    kube = KubeApiStandIn()
+    loop.run(kube.start())
+    operator = Operator(kube.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path / "operator.log")
+    client = StandInClient(kube.url)
+    try:
+        wait_for(lambda: "CRDs are not installed" in operator.log, what="the operator to notice the missing CRDs")
+        assert operator.process.poll() is None
+        for crd in load_crds():
+            client.create(crd)
+        client.apply(o.namespace())
+        client.apply(o.destination("http://127.0.0.1:9"))
+        status = wait_for(lambda: (client.get(o.GV, DESTINATIONS, NS, "incidentio") or {}).get("status"), what="status")
+        assert [c["reason"] for c in status["conditions"] if c["type"] == "Ready"] == ["NoAPIKey"]
+    finally:
+        operator.stop()
+        client.close()
+        loop.run(kube.stop())
+        loop.close()
