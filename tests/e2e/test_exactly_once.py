@@ -129,8 +129,9 @@ def test_killed_in_the_middle_of_bursts_of_triggers_and_resolves(env: Environmen
     count = scaled(60, 300)
     first = env.start_operator(*FAST)
     setup_team(env)
-    # Slow answers keep calls in flight when the kill lands.
-    env.sim.faults.slow_next(count // 3, seconds=0.3)
+    # Every answer takes a second, so incidents open in waves (the operator keeps a few calls in flight
+    # per destination) and the kill lands between waves, with calls in flight and most still to go.
+    env.sim.faults.slow_next(count, seconds=1.0)
     for n in range(count):
         env.client.apply(o.alert(f"burst-{n:04d}"))
     wait_for(lambda: len(env.incidents()) >= count // 3, timeout=60, what="a third of the incidents opened")
@@ -146,7 +147,8 @@ def test_killed_in_the_middle_of_bursts_of_triggers_and_resolves(env: Environmen
     books = Books(env, [NS])
     assert (books.created, books.duplicates, books.disagreements()) == (count, 0, [])
 
-    env.sim.faults.slow_next(count // 3, seconds=0.3)
+    env.sim.faults.clear()
+    env.sim.faults.slow_next(count, seconds=1.0)
     for n in range(count):
         env.client.patch(o.GV, ALERTS, NS, f"burst-{n:04d}", {"spec": {"state": "resolved"}})
     wait_for(lambda: len(env.incidents()) - len(Books(env, [NS]).open_incidents()) >= count // 3, timeout=60)
