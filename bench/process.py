@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.harness import operator_command, operator_environment
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -45,19 +46,8 @@ class OperatorProcess:
     """``incidentio-operator run`` at production log level (the e2e harness runs it with --verbose)."""
 
     def __init__(self, kubeconfig: Path, log_path: Path, args: Sequence[str] = (), *, sample_every: float = 0.05):
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
-        command = [
-            sys.executable,
-            "-m",
-            "incidentio_operator",
-            "run",
-            "--all-namespaces",
-            "--liveness",
-            "",
-            "--metrics-port",
-            "0",
-            *args,
-        ]
+        env = operator_environment(kubeconfig)
+        command = operator_command(*args)
         self._log = log_path.open("ab")
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)

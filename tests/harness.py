@@ -41,25 +41,33 @@ def wait_for(check: Callable[[], T | None], *, timeout: float = 20.0, what: str 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
 
 
+def operator_command(*args: str) -> list[str]:
+    """``incidentio-operator run`` over every namespace, with no liveness or metrics port to collide on."""
+    return [
+        sys.executable,
+        "-m",
+        "incidentio_operator",
+        "run",
+        "--all-namespaces",
+        "--liveness",
+        "",
+        "--metrics-port",
+        "0",
+        *args,
+    ]
+
+
+def operator_environment(kubeconfig: Path) -> dict[str, str]:
+    return {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
+
+
 class Operator:
     """``incidentio-operator run`` as a child process, its output captured to a file."""
 
     def __init__(self, kubeconfig: Path, log_path: Path, args: Sequence[str] = ()) -> None:
         self.log_path = log_path
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
-        command = [
-            sys.executable,
-            "-m",
-            "incidentio_operator",
-            "run",
-            "--all-namespaces",
-            "--liveness",
-            "",
-            "--metrics-port",
-            "0",
-            "--verbose",
-            *args,
-        ]
+        env = operator_environment(kubeconfig)
+        command = operator_command("--verbose", *args)
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
