@@ -445,7 +445,6 @@ def test_retryable_create_failure_stays_pending_and_retries_later(error: Inciden
     assert delivery["nextAttemptAt"] == "2026-11-26T10:00:05Z"
     assert step.settlement is not None
     assert step.settlement.requeue_after == RETRY_BASE
-    assert step.settlement.reauthenticate == ()
     assert step.settlement.events == ()
     assert step.settlement.holds_incidents, "the create may have gone through"
     assert ready(step) == ("False", "Retrying")
@@ -498,7 +497,6 @@ def test_rejected_api_key_retries_and_asks_for_the_destination_to_be_tested_agai
     assert f"HTTP {status}" in delivery["lastError"]
     assert delivery["nextAttemptAt"] == "2026-11-26T10:00:05Z"
     assert step.settlement is not None
-    assert step.settlement.reauthenticate == (DESTINATION_REF,)
     assert step.settlement.requeue_after == RETRY_BASE
     assert ready(step)[0] == "False"
 
@@ -744,12 +742,14 @@ def test_close_is_retried_once_due() -> None:
 
 
 @pytest.mark.parametrize("status", [401, 403])
-def test_close_with_a_rejected_api_key_asks_for_the_destination_to_be_tested_again(status: int) -> None:
+def test_close_with_a_rejected_api_key_keeps_the_incident_to_close_and_retries(status: int) -> None:
     step = reconcile(resolved(), failing(incidentio_error(status, operation="edit_incident")))
 
     assert step.delivery["state"] == "Closing"
+    assert f"HTTP {status}" in step.delivery["lastError"]
+    assert step.delivery["nextAttemptAt"]
     assert step.settlement is not None
-    assert step.settlement.reauthenticate == (DESTINATION_REF,)
+    assert step.settlement.requeue_after == RETRY_BASE
 
 
 def test_refused_close_fails_with_incident_ios_message_and_what_to_do() -> None:

@@ -30,8 +30,10 @@ from incidentio_operator.incidentio import (
     Account,
     ApiKey,
     EditIncidentRequest,
+    Forbidden,
     IncidentIoClient,
     IncidentIoError,
+    Unauthorized,
 )
 from incidentio_operator.kube import KubeClient, KubeError
 from incidentio_operator.metrics import Metrics
@@ -66,6 +68,10 @@ class DestinationState:
     api_key: ApiKey | None = None
     secret_version: str = ""
     force_test: bool = False
+    # Set the moment a delivery call is refused with 401/403: no further call goes to the destination
+    # until a connection test has run since, so a revoked key costs one refused call per worker at most.
+    held: bool = False
+    holds: int = 0
     test_failures: int = 0
     created: int = 0
     closed: int = 0
@@ -260,9 +266,7 @@ class Controller:
             alert, routing, destinations, self.clock(), retry_base=self.settings.delivery_retry_base
         )
         plan = lifecycle.plan(context)
-        busy = [a.destination for a in plan.actions if self._in_flight.get(a.destination, 0) >= self._slots]
-        if busy:
-            self._parked.setdefault(busy[0], {})[ref] = None
+        if self._park(ref, plan, limit=self._slots):
             return
         finalizers = list(alert.finalizers)
         if plan.needs_finalizer and FINALIZER not in finalizers and not alert.deleting:
@@ -278,6 +282,9 @@ class Controller:
             patch = {"metadata": {"resourceVersion": alert.resource_version}, "status": plan.status}
             alert = await self._write_alert(alert, patch, subresource="status")
         holds, requeue = any(d.holds_incident for d in plan.deliveries), plan.requeue_after
+        # A destination refused a call while the status write above was in flight: wait for its test.
+        if plan.actions and self._park(ref, plan, limit=None):
+            return
         if plan.actions:
             for action in plan.actions:
                 self._in_flight[action.destination] = self._in_flight.get(action.destination, 0) + 1
@@ -292,9 +299,6 @@ class Controller:
             holds, requeue = settled.holds_incidents, settled.requeue_after
             for event in settled.events:
                 self._record_delivery(alert, event)
-            for destination_ref in settled.reauthenticate:
-                self._state(destination_ref).force_test = True
-                self.queue.add((DESTINATIONS, destination_ref))
         for event in plan.events:
             self._record_delivery(alert, event)
         # The finalizer stays for the object's life once it has had an incident: removing it after
@@ -312,12 +316,37 @@ class Controller:
     def _slots(self) -> int:
         return max(4, self.settings.concurrency // 4)
 
+    def _park(self, ref: ObjectRef, plan: lifecycle.Plan, *, limit: int | None) -> bool:
+        """Park the alert if a destination it must call is held, or (given a limit) has every call slot taken."""
+        for action in plan.actions:
+            state = self._destinations.get(action.destination)
+            held = state is not None and state.held
+            if held or (limit is not None and self._in_flight.get(action.destination, 0) >= limit):
+                self._parked.setdefault(action.destination, {})[ref] = None
+                return True
+        return False
+
+    def _hold(self, destination: ObjectRef) -> None:
+        """Stop calls to a destination that refused the API key, and have its connection test say why."""
+        state = self._state(destination)
+        state.held, state.holds, state.force_test = True, state.holds + 1, True
+        self.queue.add((DESTINATIONS, destination))
+
+    def _release(self, destination: ObjectRef) -> None:
+        """Lift a hold: every alert parked on the destination plans again against its new status."""
+        self._state(destination).held = False
+        for ref in self._parked.pop(destination, {}):
+            self.queue.add((ALERTS, ref))
+
     def _wake_parked(self, destination: ObjectRef) -> None:
         """Queue as many parked alerts as the destination has free call slots.
 
         Waking by free slots rather than one per finished call means an alert that, once woken, has
         no call left to make (resolved meanwhile) cannot strand the ones parked behind it.
         """
+        state = self._destinations.get(destination)
+        if state is not None and state.held:
+            return
         parked = self._parked.get(destination)
         free = self._slots - self._in_flight.get(destination, 0)
         while parked and free > 0:
@@ -357,6 +386,8 @@ class Controller:
             await self.incidentio.edit_incident(account, action.incident_id, action.request)
             return lifecycle.Outcome(action.label, action.epoch, closed=True)
         except IncidentIoError as error:
+            if isinstance(error, Unauthorized | Forbidden):
+                self._hold(action.destination)
             return lifecycle.Outcome(action.label, action.epoch, error=error)
 
     def _note_matches(self, alert: DataAlert, matched: tuple[str, ...]) -> None:
@@ -419,6 +450,16 @@ class Controller:
         return Account(destination.spec.base_url, state.api_key)
 
     async def _reconcile_destination(self, ref: ObjectRef) -> None:
+        state = self._state(ref)
+        holds = state.holds
+        try:
+            await self._test_destination(ref)
+        finally:
+            # A hold set while this test ran waits for the test it queued, which sees the refusal.
+            if state.held and state.holds == holds:
+                self._release(ref)
+
+    async def _test_destination(self, ref: ObjectRef) -> None:
         destination = self.store.destinations.get(ref)
         if destination is None or destination.deleting:
             return

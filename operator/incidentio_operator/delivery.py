@@ -210,7 +210,6 @@ class Settlement:
     holds_incidents: bool
     requeue_after: float | None
     events: tuple[DeliveryEvent, ...]
-    reauthenticate: tuple[ObjectRef, ...] = ()
 
 
 def _current_epoch(alert: DataAlert) -> tuple[int, str]:
@@ -471,7 +470,6 @@ def settle(context: AlertContext, executed: Plan, outcomes: Sequence[Outcome]) -
     deliveries = list(executed.deliveries)
     index_of = {(d.destination, d.epoch): i for i, d in enumerate(deliveries)}
     events: list[DeliveryEvent] = []
-    reauthenticate: list[ObjectRef] = []
     requeue = executed.requeue_after
     stamp = format_time(now)
     for outcome in outcomes:
@@ -524,8 +522,6 @@ def settle(context: AlertContext, executed: Plan, outcomes: Sequence[Outcome]) -
             delay = retry_delay(delivery.attempts, context.retry_base)
             if isinstance(error, RateLimited) and error.retry_after is not None:
                 delay = max(delay, error.retry_after)
-            if isinstance(error, Unauthorized | Forbidden):
-                reauthenticate.append(ref)
             deliveries[index] = replace(
                 delivery,
                 state=State.CLOSING if delivery.incident_id and _closing(alert) else delivery.state,
@@ -542,7 +538,6 @@ def settle(context: AlertContext, executed: Plan, outcomes: Sequence[Outcome]) -
         holds_incidents=any(d.holds_incident for d in deliveries),
         requeue_after=requeue,
         events=tuple(events),
-        reauthenticate=tuple(dict.fromkeys(reauthenticate)),
     )
 
 

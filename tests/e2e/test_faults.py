@@ -251,14 +251,11 @@ def test_destinations_with_different_keys_are_paced_independently(tmp_path: Path
         )
         # Team b's burst is paced by its own bucket alone: it does not queue behind team a's backlog.
         assert a_done_when_b_done < count_a
-        ideal_b = (count_b - capacity) / refill
         for rate, paced, _ in rates.values():
             assert paced >= count_b // 3 and rate >= 0.8 * refill
         books = Books(env, [NS])
         assert (books.created, books.duplicates) == (count_a + count_b, 0)
         assert_secret_nowhere(env, "key-team-a", "key-team-b")
-        # Team b is not stuck behind team a's backlog: its burst takes what its own bucket needs.
-        assert b_seconds < ideal_b + 3, f"team b took {b_seconds:.1f}s where its own bucket needs {ideal_b:.1f}s"
 
 
 # ---------------------------------------------------------------------- Kubernetes API faults
@@ -352,7 +349,8 @@ def test_a_revoked_key_parks_deliveries_until_the_secret_is_fixed_then_each_goes
         sweeps_pass(env, 3)
         # Waiting, not spinning: no create went out while the destination stayed unauthorised.
         assert len([r for r in env.requests("create_incident") if r.status == 401]) == refused
-        assert refused <= 4 + 4, "at most a couple of refused calls per worker before the destination is marked"
+        # The first refusal holds the destination; only calls already in flight (one per worker) are refused too.
+        assert 1 <= refused <= 4, f"{refused} creates refused: more than the 4 workers had in flight"
 
         env.sim.set_key("sim-new-key", name="demo", roles=FULL_ROLES)
         env.client.apply(o.secret("sim-new-key"))
