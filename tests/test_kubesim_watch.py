@@ -209,10 +209,8 @@ def test_stop_does_not_wait_for_open_watches(loop: BackgroundLoop) -> None:
         deadline = time.monotonic() + BOUND
         while not api.open_watches("widgets") and time.monotonic() < deadline:
             time.sleep(0.01)
-        started = time.monotonic()
         loop.run(api.stop(), timeout=BOUND)
-        assert time.monotonic() - started < 3
-        assert ended.wait(BOUND)
+        assert ended.wait(BOUND), "stop left a 600 s watch open"
 
 
 def test_an_injected_410_arrives_as_an_error_event(api: KubeApiStandIn, client: StandInClient) -> None:
@@ -235,8 +233,6 @@ def test_stop_releases_held_requests(loop: BackgroundLoop) -> None:
     while not api.held_requests and time.monotonic() < deadline:
         time.sleep(0.01)
     assert api.held_requests == 1
-    started = time.monotonic()
     loop.run(api.stop(), timeout=BOUND)
     caller.join(BOUND)
-    assert time.monotonic() - started < 3
-    assert not caller.is_alive() and answers == [200]
+    assert not caller.is_alive() and answers == [200], "stop left a 600 s hold in place"

@@ -77,9 +77,8 @@ async def test_hang_outlasts_the_client_timeout_and_stop_does_not_wait_for_it(si
     ) as http:
         with pytest.raises(httpx.ReadTimeout):
             await http.post("/v2/incidents", json=create_body())
-    started = time.monotonic()
+    # wait_for raises if stop waits out the 60 s hang.
     await asyncio.wait_for(simulator.stop(), timeout=10)
-    assert time.monotonic() - started < 1.5
     assert simulator.incidents == []
 
 
