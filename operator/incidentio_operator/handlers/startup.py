@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -13,17 +14,34 @@ from incidentio_operator.kube import KubeClient, login_from_environment
 from incidentio_operator.metrics import Metrics
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No last-handled configuration: the operator has event handlers only, and kopf diffs only for change handlers.
+
+    kopf's default storage deep-copies every object on every watch event to build that diff base (and
+    parses an annotation for the previous one) whether or not any handler will use it.
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def options_of(memo: Any) -> RunOptions:
     options = getattr(memo, "options", None)
     return options if isinstance(options, RunOptions) else RunOptions()
 
 
-@kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    options = options_of(memo)
+def configure(settings: kopf.OperatorSettings) -> None:
+    """kopf's settings for this operator: what it posts, how it watches, what it keeps per object."""
     # Events are posted by the controller itself, with the object's coordinates; kopf's own
     # per-handler events would only say "Handler succeeded" on every watch event.
     settings.posting.enabled = False
+    settings.persistence.diffbase_storage = NoDiffBase()
     # Ask the API server to end each watch after 5 minutes so a silently dead connection is
     # noticed and re-established; the client gives up a little later than the server.
     settings.watching.server_timeout = 300
@@ -33,8 +51,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf
     settings.networking.request_timeout = 60
     # Each watch event only updates the store and queues a key; workers do the real work, so
     # kopf need not keep idle per-object tasks around for long (this bounds memory with many alerts).
-    settings.batching.idle_timeout = 1.0
-    settings.batching.batch_window = 0.05
+    settings.queueing.idle_timeout = 1.0
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    options = options_of(memo)
+    configure(settings)
     metrics: Metrics = getattr(memo, "metrics", None) or Metrics()
     incidentio = IncidentIoClient(
         timeout=options.incidentio_timeout,

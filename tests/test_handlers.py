@@ -1,0 +1,35 @@
+"""The kopf wiring: which handlers the operator registers, and the settings that rely on that."""
+
+from __future__ import annotations
+
+import kopf
+
+import incidentio_operator.handlers  # noqa: F401  (registers the handlers on kopf's default registry)
+from incidentio_operator.handlers.startup import NoDiffBase, configure
+
+
+def test_only_event_handlers_watch_resources_so_kopf_needs_no_diff_base() -> None:
+    registry = kopf.get_default_registry()
+    watched = {h.id for h in registry._watching.get_all_handlers()}
+    assert {"alert_event", "destination_event", "rule_event"} <= watched
+    # A change handler (on.create/update/delete/field) would need kopf's last-handled configuration,
+    # which NoDiffBase does not keep.
+    assert list(registry._changing.get_all_handlers()) == []
+    assert list(registry._spawning.get_all_handlers()) == []
+
+
+def test_the_diff_base_costs_nothing_per_event() -> None:
+    storage = NoDiffBase()
+    body = kopf.Body({"metadata": {"name": "orders", "annotations": {"a": "b"}}, "spec": {"state": "firing"}})
+    assert storage.build(body=body) == {}
+    assert storage.fetch(body=body) is None
+    patch = kopf.Patch()
+    storage.store(body=body, patch=patch, essence=kopf.BodyEssence())
+    assert not patch, "nothing is written to the object"
+
+
+def test_the_operators_settings_install_it() -> None:
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    assert isinstance(settings.persistence.diffbase_storage, NoDiffBase)
+    assert settings.posting.enabled is False, "the controller posts its own events"
