@@ -16,7 +16,9 @@ from pathlib import Path
 from tests.e2e import objects
 from tests.harness import DEMO_KEY, wait_for
 
-from bench.cluster import ALERTS, DESTINATION, NS, RULE, Cluster, Detector, alert_body, alert_names
+from bench import detector as bulk
+from bench.cluster import ALERTS, DESTINATION, NS, RULE, Cluster, alert_body, alert_names
+from bench.detector import Detector
 from incidentio_operator import delivery as lifecycle
 from incidentio_operator.api import AlertRule, DataAlert, Destination
 from incidentio_operator.api.alert import FINALIZER
@@ -78,11 +80,10 @@ def burst(workdir: Path, sizes: Sizes) -> Figures:
     cluster = _started(Cluster(workdir), *UNLIMITED)
     try:
         names = alert_names("burst", sizes.burst)
-        detector = Detector(cluster.env.kube.url)
-        asyncio.run(detector.create_all(names))
+        bulk.burst(cluster.env.kube.url, "create", "burst", len(names))
         cluster.wait_incidents(opened=len(names), timeout=60 + len(names) / 10)
         _settle(cluster)
-        asyncio.run(detector.resolve_all(names))
+        bulk.burst(cluster.env.kube.url, "resolve", "burst", len(names))
         cluster.wait_incidents(opened=len(names), closed=len(names), timeout=60 + len(names) / 10)
         _settle(cluster)
 
@@ -191,11 +192,10 @@ def rate_limited(workdir: Path, sizes: Sizes) -> Figures:
     _started(cluster, "--rate-limit-per-minute", str(capacity), "--rate-limit-refill", str(refill))
     try:
         names = alert_names("limited", sizes.limited)
-        detector = Detector(cluster.env.kube.url)
-        asyncio.run(detector.create_all(names))
+        bulk.burst(cluster.env.kube.url, "create", "limited", len(names))
         timeout = 60 + 2 * len(names) / refill
         cluster.wait_incidents(opened=len(names), timeout=timeout)
-        asyncio.run(detector.resolve_all(names))
+        bulk.burst(cluster.env.kube.url, "resolve", "limited", len(names))
         cluster.wait_incidents(opened=len(names), closed=len(names), timeout=timeout)
         requests = cluster.sim_requests()
         start = min(r.at for r in requests if r.operation == "create_incident")

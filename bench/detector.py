@@ -1,0 +1,110 @@
+"""The detector: what creates DataAlerts and sets their state, in bursts or at a steady rate, over HTTP.
+
+A burst runs as its own process (``python -m bench.detector create|resolve URL PREFIX COUNT``), as the floor
+does: in the bench process it would take the GIL from the stand-in and the simulator it is measuring through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.cluster import ALERTS_PATH, BENCH_MANAGER, MERGE_PATCH, alert_body, alert_names
+
+
+async def _send(
+    client: httpx.AsyncClient, limit: asyncio.Semaphore, method: str, path: str, body: Any, headers: dict[str, str]
+) -> dict[str, Any]:
+    async with limit:
+        response = await client.request(method, path, content=json.dumps(body).encode(), headers=headers)
+    if response.status_code >= 300:
+        raise RuntimeError(f"{method} {path}: HTTP {response.status_code}: {response.text[:300]}")
+    result: dict[str, Any] = response.json()
+    return result
+
+
+class Detector:
+    """What a detector does, over HTTP: create DataAlerts and set their state, many at once."""
+
+    def __init__(self, base_url: str, concurrency: int = 32) -> None:
+        self.base_url = base_url
+        self.concurrency = concurrency
+        # Wall time each create was answered: the stand-in records a create without the object's name.
+        self.created_at: dict[str, float] = {}
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"Authorization": "Bearer bench", "Content-Type": "application/json"},
+            timeout=60.0,
+            limits=httpx.Limits(max_connections=self.concurrency),
+        )
+
+    async def _create(self, client: httpx.AsyncClient, limit: asyncio.Semaphore, name: str) -> dict[str, Any]:
+        created = await _send(client, limit, "POST", f"{ALERTS_PATH}?{BENCH_MANAGER}", alert_body(name), {})
+        self.created_at[name] = time.time()
+        return created
+
+    async def _resolve(self, client: httpx.AsyncClient, limit: asyncio.Semaphore, name: str) -> dict[str, Any]:
+        patch = {"spec": {"state": "resolved"}}
+        return await _send(client, limit, "PATCH", f"{ALERTS_PATH}/{name}?{BENCH_MANAGER}", patch, MERGE_PATCH)
+
+    async def create_all(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        limit = asyncio.Semaphore(self.concurrency)
+        async with self._client() as client:
+            return list(await asyncio.gather(*(self._create(client, limit, name) for name in names)))
+
+    async def resolve_all(self, names: Sequence[str]) -> None:
+        limit = asyncio.Semaphore(self.concurrency)
+        async with self._client() as client:
+            await asyncio.gather(*(self._resolve(client, limit, name) for name in names))
+
+    async def steady(self, names: Sequence[str], rate: float, resolve_after: float) -> None:
+        """Create one alert every 1/rate seconds and resolve each ``resolve_after`` seconds after its creation.
+
+        Open loop: arrivals keep their schedule whatever the operator does, so a slow operator shows up as
+        latency instead of as a lower offered load.
+        """
+        limit = asyncio.Semaphore(self.concurrency)
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.1
+        async with self._client() as client:
+
+            async def one(index: int, name: str) -> None:
+                await asyncio.sleep(max(0.0, start + index / rate - loop.time()))
+                await self._create(client, limit, name)
+                await asyncio.sleep(max(0.0, start + index / rate + resolve_after - loop.time()))
+                await self._resolve(client, limit, name)
+
+            await asyncio.gather(*(one(i, name) for i, name in enumerate(names)))
+
+
+def burst(url: str, action: str, prefix: str, count: int) -> None:
+    """Create (or resolve) ``count`` alerts named by ``alert_names(prefix, count)`` from a separate process."""
+    command = [sys.executable, "-m", "bench.detector", action, url, prefix, str(count)]
+    subprocess.run(command, check=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+
+
+def main(argv: list[str]) -> int:
+    action, url, prefix, count = argv[0], argv[1], argv[2], int(argv[3])
+    detector, names = Detector(url), alert_names(prefix, count)
+    if action == "create":
+        asyncio.run(detector.create_all(names))
+    elif action == "resolve":
+        asyncio.run(detector.resolve_all(names))
+    else:
+        print(f"unknown action {action!r}: create or resolve", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
