@@ -34,6 +34,7 @@ from incidentio_operator.incidentio.models import (
 )
 from incidentio_operator.incidentio.ratelimit import RateLimit, RateLimiter
 from incidentio_operator.incidentio.retry import backoff_delay, parse_retry_after
+from incidentio_operator.incidentio.transport import AiohttpTransport
 
 USER_AGENT = f"incidentio-operator/{__version__}"
 
@@ -80,7 +81,7 @@ class IncidentIoClient:
         self._max_connections = max_connections
         self._connection_slots: dict[ApiKey, asyncio.Semaphore] = {}
         self._http = httpx.AsyncClient(
-            transport=transport,
+            transport=transport or AiohttpTransport(max_connections=max_connections),
             # Waiting for a free connection is queueing behind our own requests, not incident.io being slow;
             # each of those requests is bounded by the connect, read and write timeouts.
             timeout=httpx.Timeout(timeout, pool=None),
