@@ -1,7 +1,9 @@
 """The floor: N creates then N closes sent straight to the simulator by a bare async httpx loop, as its own process.
 
-Run as ``python -m bench.floor URL KEY N CONCURRENCY``; it is a separate process like the operator, so the two
-get the same share of the machine.
+Run as ``python -m bench.floor URL KEY N CONCURRENCY [httpx|operator]``; it is a separate process like the
+operator, so the two get the same share of the machine. ``httpx`` (the default) is httpx as it comes, the floor
+the targets are set against; ``operator`` is the same loop over the transport the operator's incident.io
+client uses, so the ratio to it shows what the operator adds beyond that transport.
 """
 
 from __future__ import annotations
@@ -11,14 +13,19 @@ import sys
 
 import httpx
 
+from incidentio_operator.incidentio.transport import AiohttpTransport
 from incidentio_operator.simulator import CLOSED_STATUS_ID
 
 
-async def _flood(url: str, key: str, count: int, concurrency: int) -> None:
+async def _flood(url: str, key: str, count: int, concurrency: int, transport: str) -> None:
     limit = asyncio.Semaphore(concurrency)
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(
-        base_url=url, headers=headers, timeout=60.0, limits=httpx.Limits(max_connections=concurrency)
+        base_url=url,
+        headers=headers,
+        timeout=60.0,
+        limits=httpx.Limits(max_connections=concurrency),
+        transport=AiohttpTransport(max_connections=concurrency) if transport == "operator" else None,
     ) as client:
 
         async def create(index: int) -> str:
@@ -46,7 +53,11 @@ async def _flood(url: str, key: str, count: int, concurrency: int) -> None:
 
 def main(argv: list[str]) -> int:
     url, key, count, concurrency = argv[0], argv[1], int(argv[2]), int(argv[3])
-    asyncio.run(_flood(url, key, count, concurrency))
+    transport = argv[4] if len(argv) > 4 else "httpx"
+    if transport not in ("httpx", "operator"):
+        print(f"unknown transport {transport!r}: httpx or operator", file=sys.stderr)
+        return 2
+    asyncio.run(_flood(url, key, count, concurrency, transport))
     return 0
 
 

@@ -52,6 +52,25 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "floor", "burst", "close_ratio", "burst close / floor", "ratio", at_least(0.5), ("close_rate", "close_rate")
     ),
+    # The same loop over the operator's own transport (aiohttp under httpx): what the operator adds beyond it.
+    Figure("floor", "floor", "open_rate_operator_transport", "bare httpx, operator's transport: creates", "calls/s"),
+    Figure("floor", "floor", "close_rate_operator_transport", "bare httpx, operator's transport: closes", "calls/s"),
+    Figure(
+        "floor",
+        "burst",
+        "open_ratio_operator_transport",
+        "burst open / that floor",
+        "ratio",
+        over=("open_rate", "open_rate_operator_transport"),
+    ),
+    Figure(
+        "floor",
+        "burst",
+        "close_ratio_operator_transport",
+        "burst close / that floor",
+        "ratio",
+        over=("close_rate", "close_rate_operator_transport"),
+    ),
     Figure("latency", "latency", "open_p50_ms", "create -> open p50", "ms"),
     Figure("latency", "latency", "open_p95_ms", "create -> open p95", "ms"),
     Figure("latency", "latency", "open_p99_ms", "create -> open p99", "ms", at_most(500)),

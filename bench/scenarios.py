@@ -133,21 +133,25 @@ def burst(workdir: Path, sizes: Sizes) -> Figures:
 
 
 def floor(workdir: Path, sizes: Sizes) -> Figures:
-    cluster = Cluster(workdir)
-    try:
-        count = sizes.burst
-        command = [sys.executable, "-m", "bench.floor", cluster.env.sim.url, DEMO_KEY, str(count), str(CONCURRENCY)]
-        subprocess.run(command, check=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
-        opens = cluster.sim_requests("create_incident", ok=True)
-        closes = cluster.sim_requests("edit_incident", ok=True)
-        assert len(opens) == count and len(closes) == count, (len(opens), len(closes))
-        # From the first request to the last: the floor has no Kubernetes leg before its first call.
-        return {
-            "open_rate": count / (max(r.at for r in opens) - min(r.at for r in opens)),
-            "close_rate": count / (max(r.at for r in closes) - min(r.at for r in closes)),
-        }
-    finally:
-        cluster.close()
+    figures: Figures = {}
+    for transport, suffix in (("httpx", ""), ("operator", "_operator_transport")):
+        cluster = Cluster(workdir / transport)
+        try:
+            count = sizes.burst
+            command = [
+                *(sys.executable, "-m", "bench.floor", cluster.env.sim.url, DEMO_KEY),
+                *(str(count), str(CONCURRENCY), transport),
+            ]
+            subprocess.run(command, check=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+            opens = cluster.sim_requests("create_incident", ok=True)
+            closes = cluster.sim_requests("edit_incident", ok=True)
+            assert len(opens) == count and len(closes) == count, (len(opens), len(closes))
+            # From the first request to the last: the floor has no Kubernetes leg before its first call.
+            figures[f"open_rate{suffix}"] = count / (max(r.at for r in opens) - min(r.at for r in opens))
+            figures[f"close_rate{suffix}"] = count / (max(r.at for r in closes) - min(r.at for r in closes))
+        finally:
+            cluster.close()
+    return figures
 
 
 # ---------------------------------------------------------------------------------------------- latency
