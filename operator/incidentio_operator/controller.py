@@ -266,7 +266,7 @@ class Controller:
             alert, routing, destinations, self.clock(), retry_base=self.settings.delivery_retry_base
         )
         plan = lifecycle.plan(context)
-        if self._park(ref, plan, limit=self._slots):
+        if self._park(ref, plan):
             return
         finalizers = list(alert.finalizers)
         if plan.needs_finalizer and FINALIZER not in finalizers and not alert.deleting:
@@ -282,9 +282,6 @@ class Controller:
             patch = {"metadata": {"resourceVersion": alert.resource_version}, "status": plan.status}
             alert = await self._write_alert(alert, patch, subresource="status")
         holds, requeue = any(d.holds_incident for d in plan.deliveries), plan.requeue_after
-        # A destination refused a call while the status write above was in flight: wait for its test.
-        if plan.actions and self._park(ref, plan, limit=None):
-            return
         if plan.actions:
             for action in plan.actions:
                 self._in_flight[action.destination] = self._in_flight.get(action.destination, 0) + 1
@@ -316,12 +313,16 @@ class Controller:
     def _slots(self) -> int:
         return max(4, self.settings.concurrency // 4)
 
-    def _park(self, ref: ObjectRef, plan: lifecycle.Plan, *, limit: int | None) -> bool:
-        """Park the alert if a destination it must call is held, or (given a limit) has every call slot taken."""
+    def _park(self, ref: ObjectRef, plan: lifecycle.Plan) -> bool:
+        """Park the alert if a destination it must call is held, or has every call slot taken.
+
+        Checked once, before the write that records the attempt: an alert past it makes its calls, so a
+        hold costs at most the one call each worker already had under way.
+        """
         for action in plan.actions:
             state = self._destinations.get(action.destination)
             held = state is not None and state.held
-            if held or (limit is not None and self._in_flight.get(action.destination, 0) >= limit):
+            if held or self._in_flight.get(action.destination, 0) >= self._slots:
                 self._parked.setdefault(action.destination, {})[ref] = None
                 return True
         return False
