@@ -5,6 +5,7 @@ from __future__ import annotations
 import kopf
 
 import incidentio_operator.handlers  # noqa: F401  (registers the handlers on kopf's default registry)
+from incidentio_operator.handlers.options import RunOptions
 from incidentio_operator.handlers.startup import NoDiffBase, configure
 
 
@@ -33,3 +34,12 @@ def test_the_operators_settings_install_it() -> None:
     configure(settings)
     assert isinstance(settings.persistence.diffbase_storage, NoDiffBase)
     assert settings.posting.enabled is False, "the controller posts its own events"
+    assert settings.watching.chunk_size == 500, "lists are paged by default"
+
+
+def test_the_list_page_size_is_an_option() -> None:
+    settings = kopf.OperatorSettings()
+    configure(settings, RunOptions(list_page_size=7))
+    assert settings.watching.chunk_size == 7
+    configure(settings, RunOptions(list_page_size=0))
+    assert settings.watching.chunk_size is None, "0 lists everything in one response"

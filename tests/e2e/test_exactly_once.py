@@ -183,10 +183,15 @@ def test_restart_with_many_objects_present_sends_nothing_twice(env: Environment)
     )
     first.kill()
 
-    env.start_operator(*FAST)
+    since = len(env.kube.requests)
+    # The restart lists the alerts in pages, as a real API server serves them with limit/continue.
+    env.start_operator(*FAST, "--list-page-size", "7")
     # Applied after the restart, so it is looked at after every object the restart found.
     env.client.apply(o.alert("sentinel"))
     env.wait_ready(ALERTS, NS, "sentinel", timeout=60)
     assert len(creates(env)) == count + 1
+    pages = [c.path for c in list(env.kube.requests)[since:] if c.resource == ALERTS and c.verb == "list"]
+    assert len(pages) >= -(-count // 7) and all("limit=7" in path for path in pages), pages
+    assert sum("continue=" in path for path in pages) >= len(pages) - 1, "every page after the first continues"
     books = Books(env, [NS])
     assert (books.created, books.duplicates, books.disagreements()) == (count + 1, 0, [])

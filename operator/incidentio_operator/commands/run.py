@@ -68,6 +68,13 @@ def register(subparsers: Any) -> None:
         help="incident.io requests per minute per API key (its published limit)",
     )
     parser.add_argument("--rate-limit-refill", type=float, default=20.0, metavar="PER_SECOND")
+    parser.add_argument(
+        "--list-page-size",
+        type=int,
+        default=RunOptions.list_page_size,
+        metavar="N",
+        help="objects per page of the list that starts each watch (0: one response); bounds memory at startup",
+    )
     parser.set_defaults(func=main)
 
 
@@ -90,6 +97,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         rate_limit_per_minute=args.rate_limit_per_minute,
         rate_limit_refill_per_second=args.rate_limit_refill,
         shard_labels=shard,
+        list_page_size=args.list_page_size,
     )
 
 

@@ -16,6 +16,8 @@ class RunOptions:
     incidentio_max_attempts: int = 4
     rate_limit_per_minute: int = 1200
     rate_limit_refill_per_second: float = 20.0
+    # Objects per page when a watch (re)starts with a list; 0 lists everything in one response.
+    list_page_size: int = 500
     # Sharding: only DataAlerts carrying these labels are handled by this operator instance.
     shard_labels: Mapping[str, str] = field(default_factory=dict)
 
