@@ -102,6 +102,11 @@ class Controller:
         # destination whose calls wait on its rate limit must not take every worker from the others.
         self._in_flight: dict[ObjectRef, int] = {}
         self._parked: dict[ObjectRef, dict[ObjectRef, None]] = {}
+        # Rules waiting to count their alerts again, and since when (see _schedule_recount).
+        self._recount_timers: dict[ObjectRef, asyncio.TimerHandle] = {}
+        self._recount_since: dict[ObjectRef, float] = {}
+        # Rules whose next reconciliation counts their alerts; any other keeps the count it has.
+        self._recount_ready: set[ObjectRef] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         metrics.deliveries_pending.set_function(lambda: self.delivery_counts()[0])
@@ -139,6 +144,9 @@ class Controller:
 
     async def stop(self) -> None:
         self.queue.close()
+        for timer in self._recount_timers.values():
+            timer.cancel()
+        self._recount_timers.clear()
         for task in [*self._tasks, *self._background]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
@@ -164,10 +172,12 @@ class Controller:
             version = str((body.get("metadata") or {}).get("resourceVersion") or "")
             if not deleted and self.store.alerts.known(ref, version):
                 return
+            previous = self.store.alerts.get(ref)
             if deleted:
                 self.store.alerts.remove(ref)
             elif self.store.alerts.upsert(DataAlert.from_body(body), body):
                 self.queue.add((ALERTS, ref))
+            self._recount_rules(previous, self.store.alerts.get(ref))
         elif resource == DESTINATIONS:
             before = self.store.destinations.get(ref)
             if deleted:
@@ -183,11 +193,18 @@ class Controller:
             before_rule = self.store.rules.get(ref)
             if deleted:
                 self.store.rules.remove(ref)
+                self._recount_ready.discard(ref)
+                self._recount_since.pop(ref, None)
+                timer = self._recount_timers.pop(ref, None)
+                if timer is not None:
+                    timer.cancel()
                 self._wake_alerts(ref.namespace, everything=True)
                 return
             rule = AlertRule.from_body(body)
             if self.store.rules.upsert(rule, body):
                 self.queue.add((RULES, ref))
+                # Its alerts may still be arriving (a restart lists them after the rules): count once they have.
+                self._schedule_recount(ref)
                 if before_rule is None or before_rule.generation != rule.generation:
                     self._wake_alerts(ref.namespace, everything=True)
         elif resource == "secrets":
@@ -364,7 +381,43 @@ class Controller:
         )
         updated = DataAlert.from_body(body)
         self.store.alerts.upsert(updated, body)
+        self._recount_rules(alert, updated)
         return updated
+
+    def _recount_rules(self, before: DataAlert | None, after: DataAlert | None) -> None:
+        """Have each rule an alert started or stopped matching count its alerts again (batched).
+
+        Besides new matches, this covers alerts deleted or re-routed, and a restart: the rule counts
+        again once the alerts it lists have arrived, not only with whatever was loaded when it was first seen.
+        """
+        either = after or before
+        if either is None:
+            return
+        old = set(before.matched_rules) if before is not None else set()
+        new = set(after.matched_rules) if after is not None else set()
+        for name in old ^ new:
+            self._schedule_recount(ObjectRef(either.ref.namespace, name))
+
+    def _schedule_recount(self, rule: ObjectRef) -> None:
+        """Recount once alerts stop arriving for a moment (at most 10 summary delays late).
+
+        A restart lists thousands of alerts over several seconds; counting at each summary delay would
+        write every partial count in between. New matches still show at each delay (`_note_matches`).
+        """
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        first = self._recount_since.setdefault(rule, now)
+        pending = self._recount_timers.pop(rule, None)
+        if pending is not None:
+            pending.cancel()
+        delay = min(self.settings.summary_delay, max(0.0, first + 10 * self.settings.summary_delay - now))
+        self._recount_timers[rule] = loop.call_later(delay, self._recount_now, rule)
+
+    def _recount_now(self, rule: ObjectRef) -> None:
+        self._recount_timers.pop(rule, None)
+        self._recount_since.pop(rule, None)
+        self._recount_ready.add(rule)
+        self.queue.add((RULES, rule))
 
     async def _act(self, action: lifecycle.Action, destinations: Mapping[ObjectRef, Destination]) -> lifecycle.Outcome:
         destination = destinations[action.destination]
@@ -397,6 +450,7 @@ class Controller:
             if name not in before:
                 rule_ref = ObjectRef(alert.ref.namespace, name)
                 self._rule_last_match[rule_ref] = self.clock()
+                self._recount_ready.add(rule_ref)
                 self.queue.add_after((RULES, rule_ref), self.settings.summary_delay)
 
     def _record_delivery(self, alert: DataAlert, event: lifecycle.DeliveryEvent) -> None:
@@ -639,11 +693,18 @@ class Controller:
         rule = self.store.rules.get(ref)
         if rule is None:
             return
-        matched = sum(
-            1
-            for alert in self.store.alerts.in_namespace(ref.namespace)
-            if ref.name in alert.matched_rules
-        )
+        # Counted only when asked to (alerts stopped arriving, or new matches): a rule seen at startup,
+        # before the alerts are listed, keeps the count it has rather than write a partial one.
+        previous = rule.status.get("matchedAlerts")
+        if ref in self._recount_ready or not isinstance(previous, int):
+            self._recount_ready.discard(ref)
+            matched = sum(
+                1
+                for alert in self.store.alerts.in_namespace(ref.namespace)
+                if ref.name in alert.matched_rules
+            )
+        else:
+            matched = previous
         last_match = self._rule_last_match.get(ref)
         fields: dict[str, Any] = {"matchedAlerts": matched}
         if last_match is not None:
