@@ -182,6 +182,7 @@ class Controller:
             before = self.store.destinations.get(ref)
             if deleted:
                 self.store.destinations.remove(ref)
+                self._release(ref)
                 self._destinations.pop(ref, None)
                 self._destination_changed(ref, before, None)
             else:
@@ -352,7 +353,9 @@ class Controller:
 
     def _release(self, destination: ObjectRef) -> None:
         """Lift a hold: every alert parked on the destination plans again against its new status."""
-        self._state(destination).held = False
+        state = self._destinations.get(destination)
+        if state is not None:
+            state.held = False
         for ref in self._parked.pop(destination, {}):
             self.queue.add((ALERTS, ref))
 
@@ -505,13 +508,13 @@ class Controller:
         return Account(destination.spec.base_url, state.api_key)
 
     async def _reconcile_destination(self, ref: ObjectRef) -> None:
-        state = self._state(ref)
-        holds = state.holds
+        state = self._destinations.get(ref)  # not created here: the destination may be gone
+        holds = state.holds if state is not None else 0
         try:
             await self._test_destination(ref)
         finally:
             # A hold set while this test ran waits for the test it queued, which sees the refusal.
-            if state.held and state.holds == holds:
+            if state is not None and state.held and state.holds == holds:
                 self._release(ref)
 
     async def _test_destination(self, ref: ObjectRef) -> None:
