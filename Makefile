@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit demo bench clean venv
+.PHONY: test lint typecheck unit demo bench clean venv apidocs
 
 venv: $(STAMP)
 
@@ -27,6 +27,9 @@ test: lint typecheck unit
 
 demo: $(STAMP)
 	$(BIN)/incidentio-operator demo
+
+apidocs: $(STAMP)
+	$(BIN)/python -m incidentio_operator.offline.apidocs docs/api.md
 
 bench: $(STAMP)
 	$(BIN)/python -m bench --runs 3 --json bench/results/latest.json

@@ -10,7 +10,7 @@ from tests.e2e import objects
 from tests.harness import DEMO_KEY, FULL_ROLES, Environment, wait_for
 
 from bench.process import OperatorProcess
-from incidentio_operator.simulator import ApiKeyConfig, RecordedRequest, SimulatorConfig
+from incidentio_operator.standins.simulator import ApiKeyConfig, RecordedRequest, SimulatorConfig
 
 NS = "bench"
 DESTINATION = "incidentio"

@@ -14,7 +14,7 @@ import sys
 import httpx
 
 from incidentio_operator.incidentio.transport import AiohttpTransport
-from incidentio_operator.simulator import CLOSED_STATUS_ID
+from incidentio_operator.standins.simulator import CLOSED_STATUS_ID
 
 
 async def _flood(url: str, key: str, count: int, concurrency: int, transport: str) -> None:

@@ -19,11 +19,11 @@ from tests.harness import DEMO_KEY, wait_for
 from bench import detector as bulk
 from bench.cluster import ALERTS, DESTINATION, NS, RULE, Cluster, alert_body, alert_names
 from bench.detector import Detector
-from incidentio_operator import delivery as lifecycle
 from incidentio_operator.api import AlertRule, DataAlert, Destination
 from incidentio_operator.api.alert import FINALIZER
+from incidentio_operator.decisions import delivery as lifecycle
+from incidentio_operator.decisions.routing import route
 from incidentio_operator.incidentio import Account, ApiKey, IncidentIoClient, RateLimit
-from incidentio_operator.routing import route
 
 Figures = dict[str, float]
 CONCURRENCY = 32  # the operator's default --concurrency, which the floor mirrors

@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from incidentio_operator.kubesim import KubeApiStandIn, StandInClient
-from incidentio_operator.schema import load_crds
-from incidentio_operator.servers import BackgroundLoop
-from incidentio_operator.simulator import ApiKeyConfig, Faults, Simulator, SimulatorConfig
-from incidentio_operator.simulator.faults import Fault
+from incidentio_operator.offline.schema import load_crds
+from incidentio_operator.standins.kubesim import KubeApiStandIn, StandInClient
+from incidentio_operator.standins.servers import BackgroundLoop
+from incidentio_operator.standins.simulator import ApiKeyConfig, Faults, Simulator, SimulatorConfig
+from incidentio_operator.standins.simulator.faults import Fault
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from incidentio_operator import apidocs
-from incidentio_operator.schema import load_crds
+from incidentio_operator.offline import apidocs
+from incidentio_operator.offline.schema import load_crds
 
 API_MD = pathlib.Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
@@ -32,7 +32,7 @@ def all_fields() -> Iterator[tuple[str, Mapping[str, Any]]]:
 
 def test_docs_api_md_is_up_to_date() -> None:
     assert API_MD.read_text(encoding="utf-8") == apidocs.render(), (
-        "docs/api.md is out of date with crds/: run `.venv/bin/python -m incidentio_operator.apidocs docs/api.md`"
+        "docs/api.md is out of date with crds/: run `make apidocs`"
     )
 
 

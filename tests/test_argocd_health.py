@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from incidentio_operator.api.common import ready_conditions
-from incidentio_operator.schema import load_crds, validator_for
+from incidentio_operator.offline.schema import load_crds, validator_for
 
 try:
     # Argo CD runs health scripts in gopher-lua, a Lua 5.1: test in the same language version.

@@ -16,7 +16,7 @@ import yaml
 from incidentio_operator.api import AlertRule, AlertRuleSpec, DataAlert, DataAlertSpec
 from incidentio_operator.cli import main
 from incidentio_operator.commands.route import explain_mismatch
-from incidentio_operator.routing import rule_matches
+from incidentio_operator.decisions.routing import rule_matches
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from incidentio_operator.api import Destination, DestinationSpec
-from incidentio_operator.connection_test import check_closed_status, resolve_severities, resolve_severity
+from incidentio_operator.decisions.connection_test import check_closed_status, resolve_severities, resolve_severity
 from incidentio_operator.incidentio import IncidentStatus, Severity
 
 from .factories import destination_body

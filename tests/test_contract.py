@@ -16,16 +16,16 @@ import pytest
 import referencing
 import referencing.jsonschema
 
-from incidentio_operator.simulator import (
+from incidentio_operator.standins.simulator import (
     CLOSED_STATUS_ID,
     SEVERITY_MINOR_ID,
     Simulator,
     SimulatorConfig,
     extract_spec,
 )
-from incidentio_operator.simulator.extract_spec import DEFAULT_SOURCE
+from incidentio_operator.standins.simulator.extract_spec import DEFAULT_SOURCE
 
-SUBSET_TEXT = resources.files("incidentio_operator.simulator").joinpath("openapi-subset.json").read_text()
+SUBSET_TEXT = resources.files("incidentio_operator.standins.simulator").joinpath("openapi-subset.json").read_text()
 SUBSET: dict[str, Any] = json.loads(SUBSET_TEXT)
 KEY = "inc_live_contract_a1b2c3d4e5f6"
 VIEWER_KEY = "inc_live_contract_viewer_a1b2c3"

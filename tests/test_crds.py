@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from incidentio_operator.schema import ObjectValidator, crds_dir, load_crds
+from incidentio_operator.offline.schema import ObjectValidator, crds_dir, load_crds
 
 GROUP = "alerting.armor.dev"
 NAMES = {

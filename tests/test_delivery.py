@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from incidentio_operator.api import AlertRule, DataAlert, Destination, ObjectRef
-from incidentio_operator.delivery import (
+from incidentio_operator.decisions.delivery import (
     Action,
     AlertContext,
     CloseIncident,
@@ -23,9 +23,9 @@ from incidentio_operator.delivery import (
     plan,
     settle,
 )
+from incidentio_operator.decisions.payloads import idempotency_key
+from incidentio_operator.decisions.routing import route
 from incidentio_operator.incidentio import IncidentIoError, Unreachable
-from incidentio_operator.payloads import idempotency_key
-from incidentio_operator.routing import route
 
 from .factories import (
     CLOSED_STATUS_ID,

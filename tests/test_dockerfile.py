@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from incidentio_operator.cli import build_parser
-from incidentio_operator.schema import CRDS_ENV
+from incidentio_operator.offline.schema import CRDS_ENV
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"

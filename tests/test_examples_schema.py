@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from incidentio_operator.schema import validator_for
+from incidentio_operator.offline.schema import validator_for
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 

@@ -32,7 +32,7 @@ from incidentio_operator.incidentio import (
     Unreachable,
     ValidationFailed,
 )
-from incidentio_operator.simulator import (
+from incidentio_operator.standins.simulator import (
     CLOSED_STATUS_ID,
     DEFAULT_ROLES,
     INVESTIGATING_STATUS_ID,

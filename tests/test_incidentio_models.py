@@ -16,7 +16,7 @@ from incidentio_operator.incidentio import (
     Severity,
 )
 from incidentio_operator.incidentio.models import ResponseShapeError
-from incidentio_operator.simulator.spec import load_subset, validator
+from incidentio_operator.standins.simulator.spec import load_subset, validator
 
 
 def example(path: str, method: str) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from incidentio_operator.kubesim import ApiError, KubeApiStandIn, StandInClient
-from incidentio_operator.servers import BackgroundLoop
+from incidentio_operator.standins.kubesim import ApiError, KubeApiStandIn, StandInClient
+from incidentio_operator.standins.servers import BackgroundLoop
 
 WIDGETS = {
     "apiVersion": "apiextensions.k8s.io/v1",

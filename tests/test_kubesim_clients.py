@@ -14,9 +14,9 @@ import kopf
 import kubernetes
 import pytest
 
-from incidentio_operator.kubesim import ApiError, KubeApiStandIn, StandInClient
-from incidentio_operator.schema import load_crds
-from incidentio_operator.servers import BackgroundLoop
+from incidentio_operator.offline.schema import load_crds
+from incidentio_operator.standins.kubesim import ApiError, KubeApiStandIn, StandInClient
+from incidentio_operator.standins.servers import BackgroundLoop
 
 from .test_kubesim import WIDGETS, W, widget
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from incidentio_operator.kubesim import KubeApiStandIn, StandInClient
-from incidentio_operator.servers import BackgroundLoop
+from incidentio_operator.standins.kubesim import KubeApiStandIn, StandInClient
+from incidentio_operator.standins.servers import BackgroundLoop
 
 from .test_kubesim import WIDGETS, W, widget
 

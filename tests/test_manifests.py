@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from incidentio_operator.cli import build_parser
-from incidentio_operator.schema import load_crds, validator_for
+from incidentio_operator.offline.schema import load_crds, validator_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"

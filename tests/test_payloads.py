@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from incidentio_operator.api import DataAlert, DataAlertSpec, Destination, DestinationSpec, ObjectRef
-from incidentio_operator.payloads import (
+from incidentio_operator.decisions.payloads import (
     create_request,
     idempotency_key,
     incident_name,

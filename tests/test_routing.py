@@ -9,7 +9,14 @@ import pytest
 
 from incidentio_operator.api import AlertRule, DataAlert, DataAlertSpec, LabelSelector, ObjectRef
 from incidentio_operator.api.rule import SelectorRequirement
-from incidentio_operator.routing import RefusedReference, Route, Routing, route, rule_matches, selector_matches
+from incidentio_operator.decisions.routing import (
+    RefusedReference,
+    Route,
+    Routing,
+    route,
+    rule_matches,
+    selector_matches,
+)
 
 from .factories import DESTINATION, NAMESPACE, alert_body, alert_spec, rule_body
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from incidentio_operator.schema import (
+from incidentio_operator.offline.schema import (
     CRDS_ENV,
     ObjectValidator,
     SchemaProblem,

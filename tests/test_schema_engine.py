@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from incidentio_operator.schema import ObjectValidator, SchemaProblem
+from incidentio_operator.offline.schema import ObjectValidator, SchemaProblem
 
 WIDGET_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from incidentio_operator.servers import BackgroundLoop
-from incidentio_operator.simulator import (
+from incidentio_operator.standins.servers import BackgroundLoop
+from incidentio_operator.standins.simulator import (
     CLOSED_STATUS_ID,
     DOCUMENTING_STATUS_ID,
     INVESTIGATING_STATUS_ID,

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from incidentio_operator.simulator import CLOSED_STATUS_ID, Simulator, SimulatorConfig
+from incidentio_operator.standins.simulator import CLOSED_STATUS_ID, Simulator, SimulatorConfig
 
 KEY = "inc_live_faults_0f1e2d3c4b5a"
 

@@ -11,7 +11,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 import pytest
 
-from incidentio_operator.simulator import Simulator, SimulatorConfig
+from incidentio_operator.standins.simulator import Simulator, SimulatorConfig
 
 KEY = "inc_live_ratelimited_9f8e7d6c5b4a"
 OTHER_KEY = "inc_live_other_1a2b3c4d5e6f"

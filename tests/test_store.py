@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from incidentio_operator.api import DataAlert, ObjectRef
-from incidentio_operator.store import Index, Store
+from incidentio_operator.controller.store import Index, Store
 
 from .factories import NAMESPACE, alert_body
 

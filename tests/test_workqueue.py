@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from incidentio_operator.workqueue import WorkQueue
+from incidentio_operator.controller.workqueue import WorkQueue
 
 BOUND = 2.0  # seconds any expected handling may take; only reached when the queue misbehaves
 

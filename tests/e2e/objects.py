@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from incidentio_operator.simulator import CLOSED_STATUS_ID
+from incidentio_operator.standins.simulator import CLOSED_STATUS_ID
 
 GV = "alerting.armor.dev/v1alpha1"
 NS = "team-a"

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from incidentio_operator.kubesim import ApiError
-from incidentio_operator.simulator import CLOSED_STATUS_ID, INVESTIGATING_STATUS_ID, SEVERITY_MAJOR_ID
+from incidentio_operator.standins.kubesim import ApiError
+from incidentio_operator.standins.simulator import CLOSED_STATUS_ID, INVESTIGATING_STATUS_ID, SEVERITY_MAJOR_ID
 from tests.e2e import objects as o
 from tests.harness import (
     DEMO_KEY,

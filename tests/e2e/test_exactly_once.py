@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from incidentio_operator.simulator import CLOSED_STATUS_ID
+from incidentio_operator.standins.simulator import CLOSED_STATUS_ID
 from tests.e2e import objects as o
 from tests.harness import (
     DEMO_KEY,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from incidentio_operator.simulator import ApiKeyConfig, SimulatorConfig
+from incidentio_operator.standins.simulator import ApiKeyConfig, SimulatorConfig
 from tests.e2e import objects as o
 from tests.harness import (
     DEMO_KEY,

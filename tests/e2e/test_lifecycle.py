@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from incidentio_operator.simulator import CLOSED_STATUS_ID, INVESTIGATING_STATUS_ID, SEVERITY_CRITICAL_ID
+from incidentio_operator.standins.simulator import CLOSED_STATUS_ID, INVESTIGATING_STATUS_ID, SEVERITY_CRITICAL_ID
 from tests.e2e import objects as o
 from tests.harness import DEMO_KEY, EXAMPLES, Environment, wait_for
 
@@ -248,9 +248,9 @@ def test_test_requested_annotation_runs_the_test_again(env: Environment) -> None
 
 
 def test_operator_started_before_its_crds_waits_for_them(tmp_path: Path) -> None:
-    from incidentio_operator.kubesim import KubeApiStandIn, StandInClient
-    from incidentio_operator.schema import load_crds
-    from incidentio_operator.servers import BackgroundLoop
+    from incidentio_operator.offline.schema import load_crds
+    from incidentio_operator.standins.kubesim import KubeApiStandIn, StandInClient
+    from incidentio_operator.standins.servers import BackgroundLoop
     from tests.harness import Operator
 
     loop = BackgroundLoop("no-crds")

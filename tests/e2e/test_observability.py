@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from incidentio_operator.simulator import ApiKeyConfig, SimulatorConfig
+from incidentio_operator.standins.simulator import ApiKeyConfig, SimulatorConfig
 from tests.e2e import objects as o
 from tests.e2e.test_lifecycle import ALERTS, DESTINATIONS, NS, open_delivery, setup_team
 from tests.harness import DEMO_KEY, FULL_ROLES, Environment, wait_for

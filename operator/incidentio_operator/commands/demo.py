@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from incidentio_operator.api.common import API_VERSION, utcnow
-from incidentio_operator.schema import crds_dir, load_crds
+from incidentio_operator.offline.schema import crds_dir, load_crds
 
 T = TypeVar("T")
 NAMESPACE = "data-platform"
@@ -51,9 +51,9 @@ class Demo:
     """The walk-through: each step applies something, waits for the operator, and shows the result."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from incidentio_operator.kubesim import KubeApiStandIn, StandInClient
-        from incidentio_operator.servers import BackgroundLoop
-        from incidentio_operator.simulator import ApiKeyConfig, Simulator, SimulatorConfig
+        from incidentio_operator.standins.kubesim import KubeApiStandIn, StandInClient
+        from incidentio_operator.standins.servers import BackgroundLoop
+        from incidentio_operator.standins.simulator import ApiKeyConfig, Simulator, SimulatorConfig
 
         self.args = args
         self.examples: Path = args.examples
@@ -90,7 +90,7 @@ class Demo:
         self.say(f"$ {text}")
 
     def table(self, plural: str) -> None:
-        from incidentio_operator.tables import render
+        from incidentio_operator.offline.tables import render
 
         objects = self.client.list(API_VERSION, plural, NAMESPACE)
         self.command(f"kubectl -n {NAMESPACE} get {plural}")
@@ -259,7 +259,7 @@ class Demo:
         return self.kube.write_kubeconfig(Path.cwd() / ".demo-kubeconfig")
 
     def incidents(self) -> None:
-        from incidentio_operator.tables import format_rows
+        from incidentio_operator.offline.tables import format_rows
 
         self.command(f"curl -H 'Authorization: Bearer ...' {self.sim.url}/v2/incidents/<id>   # for each")
         rows = [["REFERENCE", "NAME", "STATUS", "SEVERITY", "MODE"]]

@@ -24,10 +24,10 @@ from incidentio_operator.api import (
 )
 from incidentio_operator.api.destination import IncidentTemplate
 from incidentio_operator.api.rule import IncludeExclude
-from incidentio_operator.manifests import ManifestSet, load, load_text
-from incidentio_operator.payloads import incident_name, incident_summary
-from incidentio_operator.routing import Routing, route, selector_matches
-from incidentio_operator.schema import validator_for
+from incidentio_operator.decisions.payloads import incident_name, incident_summary
+from incidentio_operator.decisions.routing import Routing, route, selector_matches
+from incidentio_operator.offline.manifests import ManifestSet, load, load_text
+from incidentio_operator.offline.schema import validator_for
 
 
 class RouteError(Exception):

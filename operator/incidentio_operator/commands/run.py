@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from incidentio_operator.controller import Settings
+from incidentio_operator.controller.manager import Settings
 from incidentio_operator.handlers.options import RunOptions
 
 
@@ -106,7 +106,7 @@ def main(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     import incidentio_operator.handlers  # noqa: F401  (registers the handlers)
-    from incidentio_operator.metrics import Metrics
+    from incidentio_operator.controller.metrics import Metrics
 
     kopf.configure(
         verbose=args.verbose,

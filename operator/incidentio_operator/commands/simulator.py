@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from incidentio_operator.simulator import DEFAULT_ROLES, ApiKeyConfig, Simulator, SimulatorConfig
+from incidentio_operator.standins.simulator import DEFAULT_ROLES, ApiKeyConfig, Simulator, SimulatorConfig
 
 RETRY_AFTER_FORMS = ("seconds", "http-date")
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from incidentio_operator.api import GROUP, AlertRule, DataAlert, Destination, ObjectRef, SpecError
-from incidentio_operator.manifests import Manifest, ManifestSet, load
-from incidentio_operator.schema import load_crds, validator_for
+from incidentio_operator.offline.manifests import Manifest, ManifestSet, load
+from incidentio_operator.offline.schema import load_crds, validator_for
 
 Level = Literal["error", "warning"]
 

@@ -7,7 +7,7 @@ from typing import Any
 import kopf
 
 from incidentio_operator.api import GROUP, VERSION
-from incidentio_operator.controller import DESTINATIONS
+from incidentio_operator.controller.manager import DESTINATIONS
 
 
 @kopf.on.event(GROUP, VERSION, DESTINATIONS)

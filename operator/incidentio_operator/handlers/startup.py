@@ -7,11 +7,11 @@ from typing import Any
 
 import kopf
 
-from incidentio_operator.controller import Controller
+from incidentio_operator.controller.manager import Controller
+from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.handlers.options import RunOptions
 from incidentio_operator.incidentio import IncidentIoClient, RateLimit
-from incidentio_operator.kube import KubeClient, login_from_environment
-from incidentio_operator.metrics import Metrics
+from incidentio_operator.kube.client import KubeClient, login_from_environment
 
 
 class NoDiffBase(kopf.DiffBaseStorage):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 # The project's shared/ folder sits beside the repository (<parent>/main and <parent>/shared).
-DEFAULT_SOURCE = Path(__file__).resolve().parents[4] / "shared" / "reference" / "incident-io-openapi.json"
+DEFAULT_SOURCE = Path(__file__).resolve().parents[5] / "shared" / "reference" / "incident-io-openapi.json"
 DEFAULT_OUTPUT = Path(__file__).with_name("openapi-subset.json")
 RETRIEVED_ON = "2026-11-26"
 

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from incidentio_operator.schema import load_crds
+from incidentio_operator.offline.schema import load_crds
 
-COMMAND = "python -m incidentio_operator.apidocs docs/api.md"
+COMMAND = "python -m incidentio_operator.offline.apidocs docs/api.md"
 _KIND_ORDER = ("IncidentIoDestination", "AlertRule", "DataAlert")
 
 

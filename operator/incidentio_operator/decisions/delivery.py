@@ -24,6 +24,8 @@ from incidentio_operator.api import (
     parse_time,
     ready_conditions,
 )
+from incidentio_operator.decisions.payloads import create_request, idempotency_key
+from incidentio_operator.decisions.routing import Routing
 from incidentio_operator.incidentio import (
     CreateIncidentRequest,
     EditIncidentRequest,
@@ -33,8 +35,6 @@ from incidentio_operator.incidentio import (
     RateLimited,
     Unauthorized,
 )
-from incidentio_operator.payloads import create_request, idempotency_key
-from incidentio_operator.routing import Routing
 
 # Closed deliveries of older epochs kept in the status as history; older ones are dropped.
 HISTORY_EPOCHS = 3

@@ -19,7 +19,7 @@ import kopf
 
 from incidentio_operator.api.common import format_time
 
-logger = logging.getLogger("incidentio_operator.kube")
+logger = logging.getLogger("incidentio_operator.kube.client")
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -197,7 +197,7 @@ class KubeClient:
 
 def login_from_environment() -> kopf.ConnectionInfo | None:
     """The same piggybacking kopf does: the kubernetes client's config loading, then kopf's own."""
-    quiet = logging.getLogger("incidentio_operator.kube.login")
+    quiet = logging.getLogger("incidentio_operator.kube.client.login")
     settings = kopf.OperatorSettings()
     try:
         info = kopf.login_via_client(logger=quiet, settings=settings)

@@ -29,7 +29,7 @@ _STREAM_ERRORS = (ConnectionError, RuntimeError)
 def default_validator_factory(crd: Mapping[str, Any]) -> ObjectValidatorLike:
     """Validate custom objects with the project's schema module, as the real server uses the CRD schema."""
     # Imported lazily: the schema module compiles CEL and JSON schemas, which plain CRUD users never need.
-    from incidentio_operator.schema import ObjectValidator
+    from incidentio_operator.offline.schema import ObjectValidator
 
     return ObjectValidator.from_crd(crd)
 

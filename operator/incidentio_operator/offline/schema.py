@@ -51,7 +51,7 @@ def crds_dir() -> pathlib.Path:
     configured = os.environ.get(CRDS_ENV)
     if configured:
         return pathlib.Path(configured)
-    return pathlib.Path(__file__).resolve().parents[2] / "crds"
+    return pathlib.Path(__file__).resolve().parents[3] / "crds"
 
 
 def load_crds(directory: pathlib.Path | None = None) -> list[dict[str, Any]]:

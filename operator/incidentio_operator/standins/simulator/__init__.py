@@ -1,6 +1,6 @@
 """A local stand-in for incident.io: the endpoints the operator uses, faithful to the published contract."""
 
-from incidentio_operator.simulator.config import (
+from incidentio_operator.standins.simulator.config import (
     CLOSED_STATUS_ID,
     DECLINED_STATUS_ID,
     DEFAULT_ROLES,
@@ -18,8 +18,8 @@ from incidentio_operator.simulator.config import (
     SeveritySeed,
     SimulatorConfig,
 )
-from incidentio_operator.simulator.faults import Faults
-from incidentio_operator.simulator.server import RecordedRequest, Simulator
+from incidentio_operator.standins.simulator.faults import Faults
+from incidentio_operator.standins.simulator.server import RecordedRequest, Simulator
 
 __all__ = [
     "CLOSED_STATUS_ID",

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from incidentio_operator import delivery as lifecycle
 from incidentio_operator.api import (
     AlertRule,
     DataAlert,
@@ -25,7 +24,12 @@ from incidentio_operator.api import (
 from incidentio_operator.api.alert import FINALIZER
 from incidentio_operator.api.common import API_VERSION, condition_of, utcnow
 from incidentio_operator.api.destination import TEST_REQUESTED_ANNOTATION
-from incidentio_operator.connection_test import TestResult, run_connection_test
+from incidentio_operator.controller.metrics import Metrics
+from incidentio_operator.controller.store import Store
+from incidentio_operator.controller.workqueue import WorkQueue
+from incidentio_operator.decisions import delivery as lifecycle
+from incidentio_operator.decisions.connection_test import TestResult, run_connection_test
+from incidentio_operator.decisions.routing import route
 from incidentio_operator.incidentio import (
     Account,
     ApiKey,
@@ -35,13 +39,9 @@ from incidentio_operator.incidentio import (
     IncidentIoError,
     Unauthorized,
 )
-from incidentio_operator.kube import KubeClient, KubeError
-from incidentio_operator.metrics import Metrics
-from incidentio_operator.routing import route
-from incidentio_operator.store import Store
-from incidentio_operator.workqueue import WorkQueue
+from incidentio_operator.kube.client import KubeClient, KubeError
 
-logger = logging.getLogger("incidentio_operator.controller")
+logger = logging.getLogger("incidentio_operator.controller.manager")
 
 ALERTS, DESTINATIONS, RULES = "dataalerts", "incidentiodestinations", "alertrules"
 Key = tuple[str, ObjectRef]

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from incidentio_operator.simulator.config import (
+from incidentio_operator.standins.simulator.config import (
     INVESTIGATING_STATUS_ID,
     SEEDED_AT,
     ApiKeyConfig,
@@ -26,9 +26,9 @@ from incidentio_operator.simulator.config import (
     SeveritySeed,
     SimulatorConfig,
 )
-from incidentio_operator.simulator.faults import Fault, Faults
-from incidentio_operator.simulator.ratelimit import RateLimiter, retry_after_header, rfc3339
-from incidentio_operator.simulator.spec import OPERATIONS, Operation, validator
+from incidentio_operator.standins.simulator.faults import Fault, Faults
+from incidentio_operator.standins.simulator.ratelimit import RateLimiter, retry_after_header, rfc3339
+from incidentio_operator.standins.simulator.spec import OPERATIONS, Operation, validator
 
 logger = logging.getLogger(__name__)
 

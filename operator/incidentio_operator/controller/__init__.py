@@ -1,0 +1,1 @@
+"""The running controller: the informer store, the work queue, one reconciler per kind, Events and metrics."""
