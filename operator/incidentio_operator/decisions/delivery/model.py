@@ -1,0 +1,216 @@
+"""The delivery lifecycle's vocabulary: a delivery and its states, the actions on incident.io, their outcomes."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from incidentio_operator.api import CLOSING_STATES, DataAlert, Destination, ObjectRef
+from incidentio_operator.decisions.routing import Routing
+from incidentio_operator.incidentio.errors import IncidentIoError
+from incidentio_operator.incidentio.models import CreateIncidentRequest, EditIncidentRequest, Incident
+
+# Closed deliveries of older epochs kept in the status as history; older ones are dropped.
+HISTORY_EPOCHS = 3
+RETRY_BASE_SECONDS = 5.0
+RETRY_MAX_SECONDS = 300.0
+
+
+class State(StrEnum):
+    PENDING = "Pending"
+    OPEN = "Open"
+    CLOSING = "Closing"
+    CLOSED = "Closed"
+    LEFT_OPEN = "LeftOpen"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One incident (to be) opened in one destination for one trigger epoch of an alert."""
+
+    destination: str
+    epoch: int
+    idempotency_key: str
+    state: State
+    rules: tuple[str, ...] = ()
+    incident_id: str = ""
+    reference: str = ""
+    permalink: str = ""
+    attempts: int = 0
+    last_error: str = ""
+    waiting_for: str = ""
+    alert_generation: int = 0
+    destination_generation: int = 0
+    opened_at: str = ""
+    closed_at: str = ""
+    next_attempt_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "destination": self.destination,
+            "rules": list(self.rules),
+            "epoch": self.epoch,
+            "idempotencyKey": self.idempotency_key,
+            "state": str(self.state),
+            "attempts": self.attempts,
+        }
+        optional = {
+            "incidentId": self.incident_id,
+            "reference": self.reference,
+            "permalink": self.permalink,
+            "lastError": self.last_error,
+            "waitingFor": self.waiting_for,
+            "alertGeneration": self.alert_generation,
+            "destinationGeneration": self.destination_generation,
+            "openedAt": self.opened_at,
+            "closedAt": self.closed_at,
+            "nextAttemptAt": self.next_attempt_at,
+        }
+        data.update({key: value for key, value in optional.items() if value})
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Delivery:
+        try:
+            state = State(str(data.get("state")))
+        except ValueError:
+            state = State.PENDING
+        return cls(
+            destination=str(data.get("destination") or ""),
+            epoch=int(data.get("epoch") or 0),
+            idempotency_key=str(data.get("idempotencyKey") or ""),
+            state=state,
+            rules=tuple(str(rule) for rule in data.get("rules") or ()),
+            incident_id=str(data.get("incidentId") or ""),
+            reference=str(data.get("reference") or ""),
+            permalink=str(data.get("permalink") or ""),
+            attempts=int(data.get("attempts") or 0),
+            last_error=str(data.get("lastError") or ""),
+            waiting_for=str(data.get("waitingFor") or ""),
+            alert_generation=int(data.get("alertGeneration") or 0),
+            destination_generation=int(data.get("destinationGeneration") or 0),
+            opened_at=str(data.get("openedAt") or ""),
+            closed_at=str(data.get("closedAt") or ""),
+            next_attempt_at=str(data.get("nextAttemptAt") or ""),
+        )
+
+    @property
+    def holds_incident(self) -> bool:
+        """An incident exists, or may exist because a create call went out."""
+        return self.state in (State.OPEN, State.CLOSING) or (self.state is State.PENDING and self.attempts > 0)
+
+
+def destination_label(destination: ObjectRef, alert_namespace: str) -> str:
+    return destination.name if destination.namespace == alert_namespace else str(destination)
+
+
+def destination_ref(label: str, alert_namespace: str) -> ObjectRef:
+    namespace, _, name = label.rpartition("/")
+    return ObjectRef(namespace or alert_namespace, name)
+
+
+def retry_delay(attempts: int, base: float = RETRY_BASE_SECONDS) -> float:
+    return float(min(base * 2.0 ** max(attempts - 1, 0), RETRY_MAX_SECONDS))
+
+
+@dataclass(frozen=True)
+class OpenIncident:
+    destination: ObjectRef
+    label: str
+    epoch: int
+    request: CreateIncidentRequest
+    # A create whose outcome is unknown, for an alert that has since resolved: re-send the same
+    # key (incident.io answers with the incident if it exists) and close what comes back.
+    then_close: bool = False
+
+
+@dataclass(frozen=True)
+class CloseIncident:
+    destination: ObjectRef
+    label: str
+    epoch: int
+    incident_id: str
+    request: EditIncidentRequest
+
+
+Action = OpenIncident | CloseIncident
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came back from one action: the incident, or the error."""
+
+    label: str
+    epoch: int
+    incident: Incident | None = None
+    closed: bool = False
+    error: IncidentIoError | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryEvent:
+    """Something a human wants to see in ``kubectl describe`` and in the destination's counters."""
+
+    action: str  # Created | Closed | Failed | LeftOpen
+    destination: ObjectRef
+    reference: str
+    message: str
+
+
+@dataclass(frozen=True)
+class AlertContext:
+    alert: DataAlert
+    routing: Routing | None
+    destinations: Mapping[ObjectRef, Destination]
+    now: datetime.datetime
+    retry_base: float = RETRY_BASE_SECONDS
+
+
+@dataclass(frozen=True)
+class Plan:
+    status: dict[str, Any]
+    actions: tuple[Action, ...]
+    needs_finalizer: bool
+    requeue_after: float | None
+    epoch: int
+    deliveries: tuple[Delivery, ...] = field(default=())
+    events: tuple[DeliveryEvent, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Settlement:
+    status: dict[str, Any]
+    holds_incidents: bool
+    requeue_after: float | None
+    events: tuple[DeliveryEvent, ...]
+
+
+def closing(alert: DataAlert) -> bool:
+    """The alert's incidents are to be closed: it resolved, was dismissed or is being deleted."""
+    return alert.deleting or (alert.spec is not None and alert.spec.state in CLOSING_STATES)
+
+
+def earliest(current: float | None, candidate: float | None) -> float | None:
+    """The sooner of two requeue delays in seconds (None: no requeue)."""
+    if candidate is None:
+        return current
+    return candidate if current is None else min(current, candidate)
+
+
+def unchanged_since_failure(delivery: Delivery, alert: DataAlert, destination: Destination | None) -> bool:
+    """A permanently failed delivery stays failed until the alert or the destination changes."""
+    return (
+        delivery.state is State.FAILED
+        and destination is not None
+        and delivery.alert_generation == alert.generation
+        and delivery.destination_generation == destination.generation
+    )
+
+
+def prune(deliveries: Sequence[Delivery], epoch: int) -> list[Delivery]:
+    """Closed deliveries of the last HISTORY_EPOCHS epochs stay in the status as history; older ones go."""
+    return [d for d in deliveries if d.state is not State.CLOSED or d.epoch > epoch - HISTORY_EPOCHS]

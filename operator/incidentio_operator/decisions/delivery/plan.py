@@ -1,0 +1,230 @@
+"""Planning one alert: which incidents to open or close, and the status to write before any call goes out.
+
+The steps follow the lifecycle of DESIGN.md §4: work out the trigger epoch; for an active alert,
+make sure every routed destination has one delivery of this epoch and open what is not open yet;
+forget deliveries that never went out; close every incident of an alert that resolved, was
+dismissed or is being deleted, and those of earlier epochs still open after a re-trigger.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from incidentio_operator.api import ACTIVE_STATES, CLOSING_STATES, DataAlert, Destination, parse_time
+from incidentio_operator.decisions.delivery.model import (
+    Action,
+    AlertContext,
+    CloseIncident,
+    Delivery,
+    DeliveryEvent,
+    OpenIncident,
+    Plan,
+    State,
+    closing,
+    destination_label,
+    destination_ref,
+    earliest,
+    prune,
+    unchanged_since_failure,
+)
+from incidentio_operator.decisions.delivery.readiness import alert_status
+from incidentio_operator.decisions.payloads import create_request, idempotency_key
+from incidentio_operator.decisions.routing import Route
+from incidentio_operator.incidentio.models import CreateIncidentRequest, EditIncidentRequest
+
+
+@dataclass
+class _Draft:
+    """The plan as it is being built: the deliveries, and what the steps decided so far."""
+
+    deliveries: list[Delivery]
+    epoch: int
+    actions: list[Action] = field(default_factory=list)
+    events: list[DeliveryEvent] = field(default_factory=list)
+    requeue: float | None = None
+
+    def wait(self, seconds: float | None) -> None:
+        self.requeue = earliest(self.requeue, seconds)
+
+
+def plan(context: AlertContext) -> Plan:
+    """What to do for one alert now; no I/O."""
+    alert = context.alert
+    epoch, observed_state = current_epoch(alert)
+    draft = _Draft(recorded_deliveries(alert), epoch)
+    if alert.spec is None and not alert.deleting:
+        holds = any(d.holds_incident for d in draft.deliveries)
+        status = alert_status(context, epoch, observed_state, draft.deliveries)
+        return Plan(status, (), holds, None, epoch, tuple(draft.deliveries))
+    if not closing(alert) and context.routing is not None:
+        for route in context.routing.routes:
+            _open_routed(context, route, draft)
+    _forget_unsent(alert, draft)
+    for index in range(len(draft.deliveries)):
+        _close_finished(context, index, draft)
+    deliveries = prune(draft.deliveries, epoch)
+    needs_finalizer = any(d.holds_incident for d in deliveries) or bool(draft.actions)
+    status = alert_status(context, epoch, observed_state, deliveries, acting=bool(draft.actions))
+    return Plan(
+        status, tuple(draft.actions), needs_finalizer, draft.requeue, epoch, tuple(deliveries), tuple(draft.events)
+    )
+
+
+def recorded_deliveries(alert: DataAlert) -> list[Delivery]:
+    """The deliveries in the alert's status, as last written."""
+    return [Delivery.from_json(item) for item in alert.status.get("deliveries") or () if isinstance(item, Mapping)]
+
+
+def current_epoch(alert: DataAlert) -> tuple[int, str]:
+    """(trigger epoch, observed state): a trigger after a resolve, or the first one, starts a new epoch."""
+    epoch = int(alert.status.get("epoch") or 0)
+    observed = str(alert.status.get("observedState") or "")
+    spec = alert.spec
+    if spec is None or alert.deleting:
+        return epoch, observed
+    if spec.state in ACTIVE_STATES and (epoch == 0 or observed in CLOSING_STATES):
+        epoch += 1
+    return epoch, spec.state
+
+
+def due_in(delivery: Delivery, now: datetime.datetime) -> float | None:
+    """Seconds until the delivery may be retried, or None when it may go now."""
+    moment = parse_time(delivery.next_attempt_at)
+    if moment is None or moment <= now:
+        return None
+    return (moment - now).total_seconds()
+
+
+def blocked_by(destination: Destination | None, label: str) -> str:
+    """Why no call can go to the destination now ('' when one can)."""
+    if destination is None:
+        return f"IncidentIoDestination {label} not found"
+    if destination.spec is None:
+        return f"IncidentIoDestination {label} is invalid: {destination.spec_error}"
+    if destination.spec.suspend:
+        return f"IncidentIoDestination {label} is suspended"
+    if not destination.ready:
+        return f"IncidentIoDestination {label} is not Ready ({destination.not_ready_reason})"
+    return ""
+
+
+def _open_routed(context: AlertContext, route: Route, draft: _Draft) -> None:
+    """One delivery of this epoch per routed destination; a create for each that may go now."""
+    alert, namespace = context.alert, context.alert.ref.namespace
+    label = destination_label(route.destination, namespace)
+    index = next((i for i, d in enumerate(draft.deliveries) if d.destination == label and d.epoch == draft.epoch), None)
+    if index is None:
+        key = idempotency_key(alert.uid, route.destination, draft.epoch)
+        draft.deliveries.append(Delivery(label, draft.epoch, key, State.PENDING, rules=route.rules))
+        index = len(draft.deliveries) - 1
+    delivery = draft.deliveries[index]
+    if delivery.state not in (State.PENDING, State.FAILED):
+        return
+    delivery = draft.deliveries[index] = replace(delivery, rules=route.rules)
+    destination = context.destinations.get(route.destination)
+    if unchanged_since_failure(delivery, alert, destination):
+        return
+    blocked = blocked_by(destination, label)
+    if blocked:
+        draft.deliveries[index] = replace(delivery, state=State.PENDING, waiting_for=blocked)
+        return
+    wait = due_in(delivery, context.now)
+    if wait is not None and delivery.state is State.PENDING:
+        draft.wait(wait)
+        return
+    assert destination is not None
+    draft.deliveries[index] = _attempt(delivery, alert, destination, state=State.PENDING)
+    draft.actions.append(
+        OpenIncident(route.destination, label, draft.epoch, _create_request(context, destination, delivery))
+    )
+
+
+def _forget_unsent(alert: DataAlert, draft: _Draft) -> None:
+    """Deliveries to be closed that never reached incident.io have nothing to close: drop them."""
+    kept: list[Delivery] = []
+    for delivery in draft.deliveries:
+        if closing(alert) or delivery.epoch < draft.epoch:
+            if delivery.state is State.PENDING and delivery.attempts == 0:
+                continue  # never sent: nothing can exist in incident.io
+            if delivery.state is State.FAILED and not delivery.incident_id:
+                continue  # the create was refused: nothing to close
+        kept.append(delivery)
+    draft.deliveries = kept
+
+
+def _close_finished(context: AlertContext, index: int, draft: _Draft) -> None:
+    """Close the delivery's incident when its alert is over, or when it belongs to an earlier epoch."""
+    alert, delivery = context.alert, draft.deliveries[index]
+    if not (closing(alert) or delivery.epoch < draft.epoch):
+        return
+    if not delivery.holds_incident and delivery.state is not State.FAILED:
+        return
+    ref = destination_ref(delivery.destination, alert.ref.namespace)
+    destination = context.destinations.get(ref)
+    if unchanged_since_failure(delivery, alert, destination):
+        return
+    if destination is not None and destination.spec is not None and not destination.spec.closed_status_id:
+        if delivery.incident_id:
+            draft.deliveries[index] = replace(delivery, state=State.LEFT_OPEN, waiting_for="", last_error="")
+            message = f"Incident {delivery.reference} left open: the destination has no closedStatusId"
+            draft.events.append(DeliveryEvent("LeftOpen", ref, delivery.reference, message))
+            return
+    blocked = blocked_by(destination, delivery.destination)
+    if blocked:
+        if alert.deleting and destination is None:
+            # Nothing can close it any more; do not hold the object's deletion hostage.
+            draft.deliveries[index] = replace(delivery, state=State.LEFT_OPEN, waiting_for="", last_error=blocked)
+            draft.events.append(DeliveryEvent("LeftOpen", ref, delivery.reference, f"Incident left open: {blocked}"))
+        else:
+            draft.deliveries[index] = replace(delivery, waiting_for=blocked)
+        return
+    wait = due_in(delivery, context.now)
+    if wait is not None:
+        draft.wait(wait)
+        return
+    assert destination is not None and destination.spec is not None
+    # A close counts its own attempts; an unconfirmed create goes on counting the create's.
+    attempts = 1 if delivery.state is State.OPEN else delivery.attempts + 1
+    state = State.CLOSING if delivery.incident_id else State.PENDING
+    draft.deliveries[index] = _attempt(delivery, alert, destination, state=state, attempts=attempts)
+    if delivery.incident_id:
+        request = close_request(destination)
+        draft.actions.append(CloseIncident(ref, delivery.destination, delivery.epoch, delivery.incident_id, request))
+    elif alert.spec is not None:
+        # A create whose outcome is unknown: re-send the same key and close what comes back.
+        create = _create_request(context, destination, delivery)
+        draft.actions.append(OpenIncident(ref, delivery.destination, delivery.epoch, create, then_close=True))
+
+
+def _attempt(
+    delivery: Delivery, alert: DataAlert, destination: Destination, *, state: State, attempts: int | None = None
+) -> Delivery:
+    """The delivery as recorded before a call goes out: the attempt counted, the generations it was made for."""
+    return replace(
+        delivery,
+        state=state,
+        attempts=delivery.attempts + 1 if attempts is None else attempts,
+        waiting_for="",
+        next_attempt_at="",
+        alert_generation=alert.generation,
+        destination_generation=destination.generation,
+    )
+
+
+def _create_request(context: AlertContext, destination: Destination, delivery: Delivery) -> CreateIncidentRequest:
+    alert = context.alert
+    assert alert.spec is not None and destination.spec is not None
+    return create_request(
+        alert.spec, alert.ref, destination.spec, destination.severity_ids, delivery.rules, delivery.idempotency_key
+    )
+
+
+def close_request(destination: Destination) -> EditIncidentRequest:
+    """The edit that closes an incident with the destination's closed status."""
+    assert destination.spec is not None
+    return EditIncidentRequest(
+        incident_status_id=destination.spec.closed_status_id,
+        notify_incident_channel=destination.spec.incident.notify_incident_channel,
+    )

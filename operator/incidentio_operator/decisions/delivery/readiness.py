@@ -1,0 +1,111 @@
+"""An alert's status and its Ready condition, from its deliveries: what a user reads in ``kubectl get``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from incidentio_operator.api import ready_conditions
+from incidentio_operator.decisions.delivery.model import AlertContext, Delivery, State, closing
+
+
+def alert_status(
+    context: AlertContext,
+    epoch: int,
+    observed_state: str,
+    deliveries: Sequence[Delivery],
+    *,
+    acting: bool = False,
+) -> dict[str, Any]:
+    """The alert's whole status: epoch, matched rules, deliveries and the Ready/Reconciling/Stalled conditions."""
+    alert = context.alert
+    previous = alert.status.get("conditions") or ()
+    current = [d for d in deliveries if d.epoch == epoch]
+    ready, reason, message, progressing = _readiness(context, deliveries, current, acting)
+    status: dict[str, Any] = {
+        "observedGeneration": alert.generation,
+        "observedState": observed_state,
+        "epoch": epoch,
+        "matchedRules": list(context.routing.matched_rules)
+        if context.routing
+        else list(alert.status.get("matchedRules") or ()),
+        "incidents": ",".join(d.reference for d in current if d.reference),
+        "deliveries": [d.to_json() for d in deliveries],
+        "conditions": ready_conditions(
+            ready=ready,
+            reason=reason,
+            message=message,
+            generation=alert.generation,
+            previous=previous,
+            progressing=progressing,
+            now=context.now,
+        ),
+    }
+    return status
+
+
+Readiness = tuple[bool, str, str, bool]
+
+
+def _readiness(
+    context: AlertContext, deliveries: Sequence[Delivery], current: Sequence[Delivery], acting: bool
+) -> Readiness:
+    """(ready, reason, message, progressing) for the alert's Ready condition."""
+    alert = context.alert
+    if alert.spec is None and not alert.deleting:
+        return False, "InvalidSpec", f"{alert.spec_error}", False
+    if closing(alert):
+        return _closing_readiness(context, deliveries)
+    if context.routing is not None and not context.routing.routes:
+        if context.routing.refused:
+            refused = _join(f"rule {r.rule} names {r.destination}: {r.reason}" for r in context.routing.refused)
+            return False, "NoDestination", refused, False
+        return True, "NoMatchingRule", "no AlertRule in this namespace matches this alert", False
+    failed = [d for d in current if d.state is State.FAILED]
+    if failed:
+        return False, "DeliveryFailed", _join(f"{d.destination}: {d.last_error}" for d in failed), False
+    waiting = [d for d in current if d.waiting_for]
+    if waiting:
+        return False, "WaitingForDestination", _join(d.waiting_for for d in waiting), True
+    errors = [d for d in current if d.state is State.PENDING and d.last_error]
+    if errors:
+        return False, "Retrying", _join(f"{d.destination}: {d.last_error}" for d in errors), True
+    pending = [d for d in current if d.state is State.PENDING]
+    if pending or acting:
+        return False, "Delivering", "opening incidents in incident.io", True
+    return True, "Delivered", _join(f"incident {d.reference} open in {d.destination}" for d in current), False
+
+
+def _closing_readiness(context: AlertContext, deliveries: Sequence[Delivery]) -> Readiness:
+    """Readiness of an alert whose incidents are being closed: done once none is left to close."""
+    alert = context.alert
+    relevant = [d for d in deliveries if d.holds_incident or d.state in (State.FAILED, State.LEFT_OPEN)]
+    failed = [d for d in relevant if d.state is State.FAILED]
+    if failed:
+        return False, "DeliveryFailed", _join(f"{d.destination}: {d.last_error}" for d in failed), False
+    busy = [d for d in relevant if d.holds_incident]
+    waiting = [d for d in busy if d.waiting_for]
+    if waiting:
+        return False, "WaitingForDestination", _join(d.waiting_for for d in waiting), True
+    errors = [d for d in busy if d.last_error]
+    if errors:
+        return False, "Retrying", _join(f"{d.destination}: {d.last_error}" for d in errors), True
+    if busy:
+        return False, "Closing", "closing incidents in incident.io", True
+    left = [d for d in relevant if d.state is State.LEFT_OPEN]
+    if left:
+        message = _join(
+            f"incident {d.reference or d.incident_id} in {d.destination} left open: "
+            + (d.last_error or "the destination has no closedStatusId")
+            for d in left
+        )
+        return True, "LeftOpen", message, False
+    closed = [d for d in deliveries if d.state is State.CLOSED and d.epoch == int(alert.status.get("epoch") or 0)]
+    if closed or any(d.state is State.CLOSED for d in deliveries):
+        message = _join(f"incident {d.reference} closed in {d.destination}" for d in closed) or "incidents closed"
+        return True, "Closed", message, False
+    return True, "Resolved", "the alert is resolved; no incident was open", False
+
+
+def _join(parts: Any) -> str:
+    return "; ".join(str(part) for part in parts)
