@@ -1,4 +1,4 @@
-"""The destination's connection test: which incident.io calls it makes and how their answers are judged."""
+"""Judging a destination's connection test: the roles it needs, its closed status, its severities, its failures."""
 
 from __future__ import annotations
 
@@ -6,18 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from incidentio_operator.api import DestinationSpec
-from incidentio_operator.incidentio import (
-    Account,
-    CreateIncidentRequest,
-    EditIncidentRequest,
-    Forbidden,
-    IncidentIoClient,
-    IncidentIoError,
-    IncidentStatus,
-    Severity,
-    Unauthorized,
-    Unreachable,
-)
+from incidentio_operator.incidentio.errors import Forbidden, IncidentIoError, Unauthorized, Unreachable
+from incidentio_operator.incidentio.models import Identity, IncidentStatus, Severity
 
 # Roles the operator's work needs, as incident.io's identity endpoint names them.
 REQUIRED_ROLES = {
@@ -92,7 +82,8 @@ def resolve_severities(spec: DestinationSpec, severities: Sequence[Severity]) ->
     return resolved, ""
 
 
-def _failure(error: IncidentIoError) -> TestResult:
+def failure_result(error: IncidentIoError) -> TestResult:
+    """The result of a test that incident.io answered with an error."""
     if isinstance(error, Unauthorized):
         return TestResult(False, "Unauthorized", "HTTP 401: Unauthorized")
     if isinstance(error, Forbidden):
@@ -103,61 +94,10 @@ def _failure(error: IncidentIoError) -> TestResult:
     return TestResult(False, "ConnectionTestFailed", str(error), retryable=error.retryable)
 
 
-async def run_connection_test(
-    client: IncidentIoClient,
-    account: Account,
-    spec: DestinationSpec,
-    *,
-    create_test_incident: bool,
-    test_key: str,
-) -> TestResult:
-    """``Verify``: identity, statuses, severities; ``CreateTestIncident``: also a test incident, closed again."""
-    try:
-        identity = await client.identity(account)
-        missing = [role for role in REQUIRED_ROLES if role not in identity.roles]
-        if missing:
-            needs = "; ".join(f"the API key lacks the role {role}, {REQUIRED_ROLES[role]}" for role in missing)
-            return TestResult(False, "Forbidden", f"HTTP 403: Forbidden ({needs})", identity.name, identity.roles)
-        statuses = await client.list_incident_statuses(account)
-        closed_status, problem = check_closed_status(spec.closed_status_id, statuses)
-        if problem:
-            return TestResult(False, "InvalidClosedStatus", problem, identity.name, identity.roles)
-        severities = await client.list_severities(account)
-        severity_ids, problem = resolve_severities(spec, severities)
-        if problem:
-            return TestResult(False, "SeverityNotFound", problem, identity.name, identity.roles, closed_status)
-        reference = ""
-        message = f"Verified: API key {identity.name!r} with roles {', '.join(identity.roles)}"
-        if create_test_incident:
-            default_severity = severity_ids.get("default")
-            incident = await client.create_incident(
-                account,
-                CreateIncidentRequest(
-                    idempotency_key=test_key,
-                    name=f"{spec.incident.name_prefix} Connection test".strip(),
-                    summary="Connection test from incidentio-operator. Safe to ignore; closed automatically.",
-                    mode="test",
-                    visibility=spec.incident.visibility,
-                    severity_id=str(default_severity) if default_severity else None,
-                ),
-            )
-            reference = incident.reference
-            if closed_status is not None:
-                await client.edit_incident(
-                    account,
-                    incident.id,
-                    EditIncidentRequest(incident_status_id=closed_status.id, notify_incident_channel=False),
-                )
-            message = f"Success! Incident created: {incident.reference}"
-    except IncidentIoError as error:
-        return _failure(error)
-    return TestResult(
-        True,
-        "Verified",
-        message,
-        identity.name,
-        identity.roles,
-        closed_status,
-        severity_ids,
-        reference,
-    )
+def missing_roles(identity: Identity) -> TestResult | None:
+    """A failed result naming the roles the API key lacks, or None when it has every one the operator needs."""
+    missing = [role for role in REQUIRED_ROLES if role not in identity.roles]
+    if not missing:
+        return None
+    needs = "; ".join(f"the API key lacks the role {role}, {REQUIRED_ROLES[role]}" for role in missing)
+    return TestResult(False, "Forbidden", f"HTTP 403: Forbidden ({needs})", identity.name, identity.roles)
