@@ -9,11 +9,16 @@ from incidentio_operator.api.alert import (
     DataAlertSpec,
 )
 from incidentio_operator.api.common import (
+    ALERTS,
+    API_VERSION,
+    DESTINATIONS,
     GROUP,
+    RULES,
     VERSION,
     Condition,
     ObjectRef,
     SpecError,
+    differs,
     format_time,
     parse_time,
     ready_conditions,
@@ -29,8 +34,12 @@ from incidentio_operator.api.rule import AlertRule, AlertRuleSpec, DestinationRe
 
 __all__ = [
     "ACTIVE_STATES",
+    "ALERTS",
+    "API_VERSION",
     "CLOSING_STATES",
+    "DESTINATIONS",
     "GROUP",
+    "RULES",
     "VERSION",
     "AlertRule",
     "AlertRuleSpec",
@@ -49,6 +58,7 @@ __all__ = [
     "Scope",
     "SeverityMapping",
     "SpecError",
+    "differs",
     "format_time",
     "parse_time",
     "ready_conditions",

@@ -11,6 +11,8 @@ from typing import Any
 GROUP = "alerting.armor.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+# The kinds' resource names (plurals), as the API server's paths and kopf's watches name them.
+ALERTS, DESTINATIONS, RULES = "dataalerts", "incidentiodestinations", "alertrules"
 
 
 class SpecError(ValueError):
@@ -182,3 +184,8 @@ def choice(value: Any, field: str, allowed: Sequence[str], default: str) -> str:
     if text not in allowed:
         raise SpecError(field, f"must be one of {', '.join(allowed)} (got {text!r})")
     return text
+
+
+def differs(wanted: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """True when writing ``wanted`` over ``current`` would change a field: an unchanged status is not written."""
+    return any(current.get(key) != value for key, value in wanted.items())

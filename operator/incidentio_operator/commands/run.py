@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from incidentio_operator.controller.manager import Settings
+from incidentio_operator.controller.settings import Settings
 from incidentio_operator.handlers.options import RunOptions
 
 

@@ -6,7 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from incidentio_operator.api import ObjectRef
+
 K = TypeVar("K", bound=Hashable)
+# The controller's keys: the kind's resource name and the object's coordinates.
+ObjectKey = tuple[str, ObjectRef]
 
 
 class WorkQueue(Generic[K]):

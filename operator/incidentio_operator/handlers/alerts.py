@@ -6,8 +6,7 @@ from typing import Any
 
 import kopf
 
-from incidentio_operator.api import GROUP, VERSION
-from incidentio_operator.controller.manager import ALERTS
+from incidentio_operator.api import ALERTS, GROUP, VERSION
 from incidentio_operator.handlers.startup import options_of
 
 

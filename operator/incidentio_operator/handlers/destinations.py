@@ -6,8 +6,7 @@ from typing import Any
 
 import kopf
 
-from incidentio_operator.api import GROUP, VERSION
-from incidentio_operator.controller.manager import DESTINATIONS
+from incidentio_operator.api import DESTINATIONS, GROUP, VERSION
 
 
 @kopf.on.event(GROUP, VERSION, DESTINATIONS)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from incidentio_operator.controller.manager import Settings
+from incidentio_operator.controller.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,7 @@ from typing import Any
 
 import kopf
 
-from incidentio_operator.api import GROUP, VERSION
-from incidentio_operator.controller.manager import RULES
+from incidentio_operator.api import GROUP, RULES, VERSION
 
 
 @kopf.on.event(GROUP, VERSION, RULES)

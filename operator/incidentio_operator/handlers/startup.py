@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,7 +12,7 @@ from incidentio_operator.controller.manager import Controller
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.handlers.options import RunOptions
 from incidentio_operator.incidentio import IncidentIoClient, RateLimit
-from incidentio_operator.kube.client import KubeClient, login_from_environment
+from incidentio_operator.kube import KubeClient
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -107,3 +108,18 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo | None:
 def queue_depth(memo: kopf.Memo, **_: Any) -> int:
     controller: Controller | None = getattr(memo, "controller", None)
     return controller.queue.depth if controller is not None else 0
+
+
+def login_from_environment() -> kopf.ConnectionInfo | None:
+    """The same piggybacking kopf does: the kubernetes client's config loading, then kopf's own."""
+    quiet = logging.getLogger("incidentio_operator.login")
+    settings = kopf.OperatorSettings()
+    try:
+        info = kopf.login_via_client(logger=quiet, settings=settings)
+    except Exception:  # the client library is picky about partial configs; kopf's loaders are not
+        info = None
+    return (
+        info
+        or kopf.login_with_service_account(logger=quiet, settings=settings)
+        or kopf.login_with_kubeconfig(logger=quiet, settings=settings)
+    )

@@ -1,8 +1,8 @@
 """Our own Kubernetes API calls (reading Secrets, patching objects and their status, posting Events).
 
-kopf watches; this client writes. It authenticates with the same ``kopf.ConnectionInfo`` that
-kopf's login produced, so it works wherever kopf works: in-cluster, with a kubeconfig, or with
-the API stand-in.
+kopf watches; this client writes. It authenticates with the same connection info (kopf's
+``ConnectionInfo``) that kopf's login produced, so it works wherever kopf works: in-cluster, with a
+kubeconfig, or with the API stand-in.
 """
 
 from __future__ import annotations
@@ -11,17 +11,31 @@ import asyncio
 import datetime
 import json as json_module
 import logging
+import ssl
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
-import kopf
 
 from incidentio_operator.api.common import format_time
 
 logger = logging.getLogger("incidentio_operator.kube.client")
 
 MERGE_PATCH = "application/merge-patch+json"
+
+
+class ConnectionInfo(Protocol):
+    """Where the API server is and how to authenticate: what kopf's ``ConnectionInfo`` provides."""
+
+    @property
+    def server(self) -> str: ...
+
+    @property
+    def insecure(self) -> bool | None: ...
+
+    def as_ssl_context(self) -> ssl.SSLContext: ...
+
+    def as_http_headers(self) -> Mapping[str, str]: ...
 
 
 class KubeError(Exception):
@@ -56,7 +70,7 @@ class KubeClient:
 
     def __init__(
         self,
-        login: Callable[[], kopf.ConnectionInfo | None],
+        login: Callable[[], ConnectionInfo | None],
         *,
         timeout: float = 30.0,
         max_connections: int = 50,
@@ -193,18 +207,3 @@ class KubeClient:
             "count": 1,
         }
         await self.request("POST", resource_path("v1", "events", namespace), json=event)
-
-
-def login_from_environment() -> kopf.ConnectionInfo | None:
-    """The same piggybacking kopf does: the kubernetes client's config loading, then kopf's own."""
-    quiet = logging.getLogger("incidentio_operator.kube.client.login")
-    settings = kopf.OperatorSettings()
-    try:
-        info = kopf.login_via_client(logger=quiet, settings=settings)
-    except Exception:  # the client library is picky about partial configs; kopf's loaders are not
-        info = None
-    return (
-        info
-        or kopf.login_with_service_account(logger=quiet, settings=settings)
-        or kopf.login_with_kubeconfig(logger=quiet, settings=settings)
-    )

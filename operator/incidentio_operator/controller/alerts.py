@@ -1,0 +1,180 @@
+"""The DataAlert reconciler: route, plan, record the attempt, call incident.io, settle, write the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from incidentio_operator.api import (
+    ALERTS,
+    API_VERSION,
+    DESTINATIONS,
+    DataAlert,
+    Destination,
+    ObjectRef,
+    differs,
+    format_time,
+)
+from incidentio_operator.api.alert import FINALIZER
+from incidentio_operator.controller.credentials import Credentials
+from incidentio_operator.controller.gate import CallGate
+from incidentio_operator.controller.metrics import Metrics
+from incidentio_operator.controller.recorder import EventRecorder
+from incidentio_operator.controller.rules import RuleReconciler
+from incidentio_operator.controller.settings import Settings
+from incidentio_operator.controller.store import Store
+from incidentio_operator.controller.tally import DeliveryTally
+from incidentio_operator.controller.workqueue import ObjectKey, WorkQueue
+from incidentio_operator.decisions import delivery as lifecycle
+from incidentio_operator.decisions.routing import route
+from incidentio_operator.incidentio import Forbidden, IncidentIoClient, IncidentIoError, Unauthorized
+from incidentio_operator.kube import KubeClient
+
+EVENT_REASONS = {"Created": "IncidentCreated", "Closed": "IncidentClosed", "Failed": "DeliveryFailed"}
+
+
+class AlertReconciler:
+    """Carries out the delivery lifecycle's decisions for one alert at a time (the work queue sees to that)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        queue: WorkQueue[ObjectKey],
+        kube: KubeClient,
+        incidentio: IncidentIoClient,
+        metrics: Metrics,
+        clock: Callable[[], datetime.datetime],
+        *,
+        gate: CallGate,
+        credentials: Credentials,
+        recorder: EventRecorder,
+        tally: DeliveryTally,
+        rules: RuleReconciler,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._queue = queue
+        self._kube = kube
+        self._incidentio = incidentio
+        self._metrics = metrics
+        self._clock = clock
+        self._gate = gate
+        self._credentials = credentials
+        self._recorder = recorder
+        self._tally = tally
+        self._rules = rules
+
+    async def reconcile(self, ref: ObjectRef) -> None:
+        alert = self._store.alerts.get(ref)
+        if alert is None:
+            return
+        context = self._context(alert)
+        plan = lifecycle.plan(context)
+        if self._gate.park(ref, (action.destination for action in plan.actions)):
+            return
+        if plan.needs_finalizer and FINALIZER not in alert.finalizers and not alert.deleting:
+            finalizers = [*alert.finalizers, FINALIZER]
+            alert = await self._write(
+                alert, {"metadata": {"finalizers": finalizers, "resourceVersion": alert.resource_version}}
+            )
+        # The write before the calls puts a create's idempotency key on record. A close needs no
+        # such record (the incident ID already is one, and a repeated close is harmless), so a
+        # plan that only closes goes straight to the calls: one write per resolve, not two.
+        only_closes = bool(plan.actions) and all(isinstance(a, lifecycle.CloseIncident) for a in plan.actions)
+        if differs(plan.status, alert.status) and not only_closes:
+            patch = {"metadata": {"resourceVersion": alert.resource_version}, "status": plan.status}
+            alert = await self._write(alert, patch, subresource="status")
+        holds, requeue = any(d.holds_incident for d in plan.deliveries), plan.requeue_after
+        if plan.actions:
+            with self._gate.calling(action.destination for action in plan.actions):
+                outcomes = await asyncio.gather(*(self._act(action, context.destinations) for action in plan.actions))
+            settled = lifecycle.settle(replace(context, alert=alert, now=self._clock()), plan, outcomes)
+            alert = await self._write(alert, {"status": settled.status}, subresource="status")
+            holds, requeue = settled.holds_incidents, settled.requeue_after
+            for event in settled.events:
+                self._record(alert, event)
+        for event in plan.events:
+            self._record(alert, event)
+        # The finalizer stays for the object's life once it has had an incident: removing it after
+        # each resolve and adding it again on the next trigger would cost two writes per cycle.
+        if alert.deleting and not holds and FINALIZER in alert.finalizers:
+            remaining = [name for name in alert.finalizers if name != FINALIZER]
+            await self._write(alert, {"metadata": {"finalizers": remaining, "resourceVersion": alert.resource_version}})
+        if requeue is not None:
+            jitter = random.uniform(0, min(requeue * 0.1, 2.0))
+            self._queue.add_after((ALERTS, ref), requeue + jitter)
+
+    def _context(self, alert: DataAlert) -> lifecycle.AlertContext:
+        """The alert with its routes and every destination it has or had a delivery for."""
+        routing = None
+        if alert.spec is not None:
+            rules = self._store.rules.in_namespace(alert.ref.namespace)
+            cross = self._settings.allow_cross_namespace
+            routing = route(alert.spec, alert.ref, alert.labels, rules, allow_cross_namespace=cross)
+            self._rules.note_matches(alert, routing.matched_rules)
+        wanted = [r.destination for r in routing.routes] if routing else []
+        for item in alert.status.get("deliveries") or ():
+            wanted.append(lifecycle.destination_ref(str(item.get("destination") or ""), alert.ref.namespace))
+        destinations: dict[ObjectRef, Destination] = {}
+        for destination_ref in wanted:
+            found = self._store.destinations.get(destination_ref)
+            if found is not None:
+                destinations[destination_ref] = found
+        return lifecycle.AlertContext(
+            alert, routing, destinations, self._clock(), retry_base=self._settings.delivery_retry_base
+        )
+
+    async def _write(self, alert: DataAlert, patch: Mapping[str, Any], *, subresource: str | None = None) -> DataAlert:
+        body = await self._kube.patch(
+            API_VERSION, ALERTS, alert.ref.namespace, alert.ref.name, patch, subresource=subresource
+        )
+        updated = DataAlert.from_body(body)
+        self._store.alerts.upsert(updated, body)
+        self._rules.alert_changed(alert, updated)
+        return updated
+
+    async def _act(self, action: lifecycle.Action, destinations: Mapping[ObjectRef, Destination]) -> lifecycle.Outcome:
+        destination = destinations[action.destination]
+        try:
+            account = await self._credentials.account(destination)
+            if isinstance(action, lifecycle.CloseIncident):
+                await self._incidentio.edit_incident(account, action.incident_id, action.request)
+                return lifecycle.Outcome(action.label, action.epoch, closed=True)
+            incident = await self._incidentio.create_incident(account, action.request)
+            closed = False
+            if action.then_close and destination.spec is not None and destination.spec.closed_status_id:
+                await self._incidentio.edit_incident(account, incident.id, lifecycle.close_request(destination))
+                closed = True
+            return lifecycle.Outcome(action.label, action.epoch, incident=incident, closed=closed)
+        except IncidentIoError as error:
+            if isinstance(error, Unauthorized | Forbidden):
+                self._gate.hold(action.destination)
+            return lifecycle.Outcome(action.label, action.epoch, error=error)
+
+    def _record(self, alert: DataAlert, event: lifecycle.DeliveryEvent) -> None:
+        """Count the delivery for its destination and in the metrics, and post an Event on the alert."""
+        label = str(event.destination)
+        if event.action == "Created":
+            self._metrics.incidents_created.labels(label).inc()
+        elif event.action == "Closed":
+            self._metrics.incidents_closed.labels(label).inc()
+        elif event.action == "Failed":
+            self._metrics.deliveries_failed.labels(label).inc()
+        last_delivery = {
+            "time": format_time(self._clock()),
+            "alert": str(alert.ref),
+            "reference": event.reference,
+            "action": event.action if event.action != "LeftOpen" else "Closed",
+        }
+        self._tally.record(event.destination, event.action, last_delivery)
+        self._queue.add_after((DESTINATIONS, event.destination), self._settings.summary_delay)
+        involved = self._store.alerts.reference(alert.ref)
+        if involved is not None:
+            kind = "Warning" if event.action == "Failed" else "Normal"
+            reason = EVENT_REASONS.get(event.action, "IncidentLeftOpen")
+            self._recorder.post(involved, kind, reason, f"{event.message} ({label})")

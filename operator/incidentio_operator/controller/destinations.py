@@ -1,0 +1,247 @@
+"""The IncidentIoDestination reconciler: its connection test, its Ready condition, its counters."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from incidentio_operator.api import (
+    API_VERSION,
+    DESTINATIONS,
+    Destination,
+    ObjectRef,
+    differs,
+    format_time,
+    parse_time,
+    ready_conditions,
+)
+from incidentio_operator.api.common import condition_of
+from incidentio_operator.api.destination import TEST_REQUESTED_ANNOTATION
+from incidentio_operator.controller.connection_test import run_connection_test
+from incidentio_operator.controller.credentials import Credentials
+from incidentio_operator.controller.gate import CallGate
+from incidentio_operator.controller.metrics import Metrics
+from incidentio_operator.controller.recorder import EventRecorder
+from incidentio_operator.controller.settings import Settings
+from incidentio_operator.controller.store import Store
+from incidentio_operator.controller.tally import DeliveryTally
+from incidentio_operator.controller.workqueue import ObjectKey, WorkQueue
+from incidentio_operator.decisions.connection_test import TestResult
+from incidentio_operator.incidentio import Account, IncidentIoClient
+from incidentio_operator.kube import KubeClient
+
+# Told when a destination's stored status changed (before, after): rules and waiting alerts depend on it.
+StatusChanged = Callable[[ObjectRef, Destination | None, Destination | None], None]
+
+
+class DestinationReconciler:
+    """Tests each destination's account when due and writes what it found; lifts holds once tested."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        queue: WorkQueue[ObjectKey],
+        kube: KubeClient,
+        incidentio: IncidentIoClient,
+        metrics: Metrics,
+        clock: Callable[[], datetime.datetime],
+        *,
+        gate: CallGate,
+        credentials: Credentials,
+        recorder: EventRecorder,
+        tally: DeliveryTally,
+        status_changed: StatusChanged,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._queue = queue
+        self._kube = kube
+        self._incidentio = incidentio
+        self._metrics = metrics
+        self._clock = clock
+        self._gate = gate
+        self._credentials = credentials
+        self._recorder = recorder
+        self._tally = tally
+        self._status_changed = status_changed
+        self._test_failures: dict[ObjectRef, int] = {}
+
+    async def reconcile(self, ref: ObjectRef) -> None:
+        holds = self._gate.holds(ref)
+        try:
+            await self._test(ref)
+        finally:
+            # A hold set while this test ran waits for the test it queued, which sees the refusal.
+            if self._gate.held(ref) and self._gate.holds(ref) == holds:
+                self._gate.release(ref)
+
+    def forget(self, ref: ObjectRef) -> None:
+        """The destination is gone: keep no state for it."""
+        self._test_failures.pop(ref, None)
+        self._credentials.forget(ref)
+        self._tally.forget(ref)
+
+    async def _test(self, ref: ObjectRef) -> None:
+        destination = self._store.destinations.get(ref)
+        if destination is None or destination.deleting:
+            return
+        summary = self._tally.status_fields(ref, destination.status)
+        if destination.spec is None:
+            conditions = self._conditions(destination, False, "InvalidSpec", str(destination.spec_error))
+            await self._write(destination, {**summary, **conditions})
+            return
+        if destination.spec.suspend:
+            message = "spec.suspend is true: no incidents are sent"
+            conditions = self._conditions(destination, False, "Suspended", message, settled=True)
+            await self._write(destination, {**summary, **conditions})
+            return
+        api_key, secret_version = await self._credentials.read(destination)
+        if api_key is None:
+            self._metrics.connection_tests.labels(str(ref), "NoAPIKey").inc()
+            conditions = self._conditions(destination, False, "NoAPIKey", "No API key configured")
+            await self._write(destination, {**summary, "secretVersion": secret_version, **conditions})
+            return
+        now = self._clock()
+        next_test = parse_time(str(destination.status.get("nextTestAt") or ""))
+        if not self._due(destination, secret_version, next_test, now):
+            if differs(summary, destination.status):
+                await self._write(destination, summary)
+            assert next_test is not None
+            self._queue.add_after((DESTINATIONS, ref), (next_test - now).total_seconds())
+            return
+        await self._run_test(destination, Account(destination.spec.base_url, api_key), secret_version, summary)
+
+    def _due(
+        self,
+        destination: Destination,
+        secret_version: str,
+        next_test: datetime.datetime | None,
+        now: datetime.datetime,
+    ) -> bool:
+        """A test is due after a hold, a spec or key change, on request, without a result yet, or on its interval."""
+        status = destination.status
+        ready = condition_of(status, "Ready")
+        return (
+            self._gate.take_test_request(destination.ref)
+            or status.get("observedGeneration") != destination.generation
+            or status.get("secretVersion") != secret_version
+            or _requested(destination) != ((status.get("lastTest") or {}).get("requestedAt") or "")
+            or ready is None
+            or ready.get("reason") == "NoAPIKey"
+            or next_test is None
+            or next_test <= now
+        )
+
+    async def _run_test(
+        self, destination: Destination, account: Account, secret_version: str, summary: Mapping[str, Any]
+    ) -> None:
+        assert destination.spec is not None
+        spec, ref, status, now = destination.spec, destination.ref, destination.status, self._clock()
+        last, requested = status.get("lastTest") or {}, _requested(destination)
+        # The test incident goes out on creation, on a spec change and on request, not on every interval.
+        create_test = spec.connection_test.on_create == "CreateTestIncident" and (
+            not last
+            or status.get("observedGeneration") != destination.generation
+            or requested != (last.get("requestedAt") or "")
+        )
+        seed = f"{destination.uid}|{destination.generation}|{requested}|{secret_version}"
+        test_key = "armor-test-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
+        result = await run_connection_test(
+            self._incidentio, account, spec, create_test_incident=create_test, test_key=test_key
+        )
+        self._metrics.connection_tests.labels(str(ref), result.reason).inc()
+        delay = self._retry_delay(ref, result, spec.connection_test.interval.total_seconds())
+        fields = {
+            **summary,
+            "secretVersion": secret_version,
+            "lastTest": _last_test(result, now, spec.connection_test.on_create if create_test else "Verify", requested),
+            "nextTestAt": format_time(now + datetime.timedelta(seconds=delay)),
+            "closedStatus": _closed_status(result, status),
+            "severityIds": dict(result.severity_ids) if result.ok else status.get("severityIds") or {},
+            **self._conditions(destination, result.ok, result.reason, result.message, stalled=not result.retryable),
+        }
+        await self._write(destination, fields)
+        previous = (condition_of(status, "Ready") or {}).get("reason")
+        if result.ok != (previous == "Verified") or create_test or result.retryable is False:
+            self._recorder.post(
+                self._store.destinations.reference(ref) or {},
+                "Normal" if result.ok else "Warning",
+                "ConnectionTestSucceeded" if result.ok else "ConnectionTestFailed",
+                result.message,
+            )
+        self._queue.add_after((DESTINATIONS, ref), delay)
+
+    def _retry_delay(self, ref: ObjectRef, result: TestResult, interval: float) -> float:
+        """Seconds to the next test: the interval, or after a retryable failure a doubling backoff (<= 10 min)."""
+        if not result.retryable:
+            self._test_failures.pop(ref, None)
+            return interval
+        failures = self._test_failures[ref] = self._test_failures.get(ref, 0) + 1
+        return float(min(self._settings.test_retry_base * 2 ** (failures - 1), 600.0))
+
+    def _conditions(
+        self,
+        destination: Destination,
+        ready: bool,
+        reason: str,
+        message: str,
+        *,
+        stalled: bool = True,
+        settled: bool = False,
+    ) -> dict[str, Any]:
+        return {
+            "observedGeneration": destination.generation,
+            "conditions": ready_conditions(
+                ready=ready,
+                reason=reason,
+                message=message,
+                generation=destination.generation,
+                previous=destination.status.get("conditions") or (),
+                progressing=not stalled,
+                settled=settled,
+                now=self._clock(),
+            ),
+        }
+
+    async def _write(self, destination: Destination, fields: Mapping[str, Any]) -> None:
+        if not differs(fields, destination.status):
+            return
+        ref = destination.ref
+        body = await self._kube.patch(
+            API_VERSION, DESTINATIONS, ref.namespace, ref.name, {"status": dict(fields)}, subresource="status"
+        )
+        self._tally.written(ref, destination.status, fields)
+        before = self._store.destinations.get(ref)
+        after = Destination.from_body(body)
+        if self._store.destinations.upsert(after, body):
+            self._status_changed(ref, before, after)
+
+
+def _requested(destination: Destination) -> str:
+    return destination.annotations.get(TEST_REQUESTED_ANNOTATION, "")
+
+
+def _closed_status(result: TestResult, status: Mapping[str, Any]) -> Any:
+    if result.closed_status is None:
+        return status.get("closedStatus") or {}
+    closed = result.closed_status
+    return {"id": closed.id, "name": closed.name, "category": closed.category}
+
+
+def _last_test(result: TestResult, now: datetime.datetime, mode: str, requested: str) -> dict[str, Any]:
+    test: dict[str, Any] = {
+        "time": format_time(now),
+        "result": "Succeeded" if result.ok else "Failed",
+        "mode": mode,
+        "message": result.message,
+        "requestedAt": requested,
+    }
+    if result.identity_name:
+        test["identityName"] = result.identity_name
+        test["roles"] = list(result.roles)
+    if result.incident_reference:
+        test["incidentReference"] = result.incident_reference
+    return test

@@ -1,0 +1,24 @@
+"""The controller's tunables, set from the command line (``incidentio-operator run``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    concurrency: int = 32
+    allow_cross_namespace: bool = False
+    # Every object is looked at again this often, so nothing due is missed even if an event was.
+    sweep_interval: float = 60.0
+    delivery_retry_base: float = 5.0
+    test_retry_base: float = 15.0
+    # Rule and destination statuses summarise many alerts; batch their writes.
+    summary_delay: float = 2.0
+    # The namespaces the operator watches (kopf patterns); empty means the whole cluster.
+    namespaces: tuple[str, ...] = ()
+
+    @property
+    def call_slots(self) -> int:
+        """incident.io calls one destination may have in flight at once (the rest of its alerts park)."""
+        return max(4, self.concurrency // 4)
