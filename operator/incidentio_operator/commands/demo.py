@@ -133,16 +133,9 @@ class Demo:
         return self.wait(check, f"{plural}/{name} to be Ready" + (f" ({reason})" if reason else ""))
 
     def start_operator(self) -> None:
-        import kopf
+        from incidentio_operator.commands.run import in_process
 
-        import incidentio_operator.handlers  # noqa: F401  (registers the handlers)
-        from incidentio_operator.handlers.options import RunOptions
-
-        server = self.kube.url
-        memo = kopf.Memo(options=RunOptions(), login=lambda: kopf.ConnectionInfo(server=server, token="demo"))
-        self.operator = self.operator_loop.submit(
-            kopf.operator(standalone=True, clusterwide=True, memo=memo, stop_flag=self.stop_flag)
-        )
+        self.operator = self.operator_loop.submit(in_process(self.kube.url, "demo", self.stop_flag))
 
     def close(self) -> None:
         self.stop_flag.set()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
+from collections.abc import Coroutine
 from typing import Any
 
 from incidentio_operator.controller.settings import Settings
@@ -133,3 +135,13 @@ def main(args: argparse.Namespace) -> int:
         memo=memo,
     )
     return 0
+
+
+def in_process(server: str, token: str, stop_flag: threading.Event) -> Coroutine[Any, Any, None]:
+    """The operator as a coroutine against the API server at ``server``, stopped by ``stop_flag`` (for the demo)."""
+    import kopf
+
+    import incidentio_operator.handlers  # noqa: F401  (registers the handlers)
+
+    memo = kopf.Memo(options=RunOptions(), login=lambda: kopf.ConnectionInfo(server=server, token=token))
+    return kopf.operator(standalone=True, clusterwide=True, memo=memo, stop_flag=stop_flag)

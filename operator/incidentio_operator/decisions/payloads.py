@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from incidentio_operator.api import DataAlertSpec, DestinationSpec, ObjectRef
-from incidentio_operator.incidentio import CreateIncidentRequest
+from incidentio_operator.incidentio.models import CreateIncidentRequest
 
 # incident.io's summary field is free text; keep it well below any practical limit.
 SUMMARY_LIMIT = 4000
