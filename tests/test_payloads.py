@@ -8,6 +8,8 @@ import pytest
 
 from incidentio_operator.api import DataAlert, DataAlertSpec, Destination, DestinationSpec, ObjectRef
 from incidentio_operator.decisions.payloads import (
+    NAME_LIMIT,
+    SUMMARY_LIMIT,
     create_request,
     idempotency_key,
     incident_name,
@@ -162,6 +164,44 @@ def test_summary_of_the_longest_description_the_crd_allows_still_names_rules_sou
     assert "production-breaking-changes" in summary
     assert "snowflake.prod_db.sales.orders" in summary
     assert f"kubectl -n {NAMESPACE} get dataalert orders-column-removed-7f3a" in summary
+
+
+def test_summary_of_80_changes_and_a_long_description_keeps_the_description_and_counts_the_changes_left_out() -> None:
+    """Issue 11 §7: the description first, the list of changes shortened with "… and N more", within the limit."""
+    description = "The upstream export rewrote the table. " * 36  # ~1,400 characters
+    changes = [{"type": "column_removed", "column": f"legacy_column_with_a_long_name_{n:02d}"} for n in range(80)]
+    spec = _alert(description=description, changes=changes)
+
+    summary = incident_summary(spec, ALERT_REF, RULES)
+
+    assert len(summary) <= SUMMARY_LIMIT
+    assert summary.startswith(description.strip())
+    line = next(line for line in summary.splitlines() if line.startswith("Changes: "))
+    shown = line.count("column_removed legacy_column")
+    left_out = int(line.rsplit("and ", 1)[1].split(" more")[0])
+    assert 0 < shown < 80
+    assert shown + left_out == 80
+    assert f"kubectl -n {NAMESPACE} get dataalert {ALERT_REF.name}" in summary
+
+
+@pytest.mark.parametrize("count", [1, 5, 30, 200])
+def test_summary_of_any_number_of_changes_stays_within_the_limit_and_lists_them_all_when_they_fit(count: int) -> None:
+    change = {"type": "column_type_changed", "fromType": "INT", "toType": "TEXT"}
+    changes = [{**change, "column": f"c{n}"} for n in range(count)]
+    summary = incident_summary(_alert(description="short", changes=changes), ALERT_REF, RULES)
+
+    assert len(summary) <= SUMMARY_LIMIT
+    line = next(line for line in summary.splitlines() if line.startswith("Changes: "))
+    if "more" not in line:
+        assert line.count("column_type_changed") == count
+
+
+def test_incident_name_of_a_very_long_title_is_cut_to_the_limit_with_an_ellipsis() -> None:
+    name = incident_name("[AnomalyArmor]", "t" * 1000)
+
+    assert len(name) == NAME_LIMIT
+    assert name.startswith("[AnomalyArmor] ttt")
+    assert name.endswith("…")
 
 
 # --- severity_id -------------------------------------------------------------------------------------------

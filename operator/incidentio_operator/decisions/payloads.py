@@ -6,11 +6,18 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from incidentio_operator.api import DataAlertSpec, DestinationSpec, ObjectRef
+from incidentio_operator.api import Change, DataAlertSpec, DestinationSpec, ObjectRef
 from incidentio_operator.incidentio.models import CreateIncidentRequest
 
-# incident.io's summary field is free text; keep it well below any practical limit.
+# The product's own bound on the summary: the reference spec (IncidentsCreatePayloadV2.summary) sets no
+# maximum, and a summary is read by people in Slack and the incident page, not parsed.
 SUMMARY_LIMIT = 4000
+# incident.io's reference spec (IncidentsCreatePayloadV2.name, IncidentEditPayloadV2.name) and its API
+# docs (docs.incident.io/api-reference/incidents-v2/create) state no maximum for the name; the name is
+# shown as the incident's title and seeds its Slack channel name (Slack caps those at 80 characters, and
+# incident.io shortens them itself). 255 keeps every name a database varchar(255) would hold.
+NAME_LIMIT = 255
+ELLIPSIS = "…"
 
 
 def idempotency_key(alert_uid: str, destination: ObjectRef, epoch: int) -> str:
@@ -20,45 +27,78 @@ def idempotency_key(alert_uid: str, destination: ObjectRef, epoch: int) -> str:
 
 
 def incident_name(prefix: str, title: str) -> str:
-    return f"{prefix} {title}".strip() if prefix else title
+    """``<prefix> <title>``, at most NAME_LIMIT characters (a long title ends in an ellipsis)."""
+    name = f"{prefix} {title}".strip() if prefix else title
+    return name if len(name) <= NAME_LIMIT else name[: NAME_LIMIT - 1] + ELLIPSIS
+
+
+def describe_change(change: Change) -> str:
+    """One schema change as the summary lists it: type, column, and the type change if any."""
+    text = change.type + (f" {change.column}" if change.column else "")
+    if change.from_type and change.to_type:
+        text += f" ({change.from_type} -> {change.to_type})"
+    elif change.from_type or change.to_type:
+        text += f" (was {change.from_type})" if change.from_type else f" (now {change.to_type})"
+    return text
 
 
 def incident_summary(alert: DataAlertSpec, alert_ref: ObjectRef, rules: Sequence[str]) -> str:
-    """Names, types, descriptions and timestamps only: never data values or credentials."""
-    lines: list[str] = []
-    lines.append(f"Source: {alert.source}")
-    lines.append(f"Rules: {', '.join(rules)}")
-    lines.append(f"Event type: {alert.event_type} (severity: {alert.severity})")
+    """The description first, then the facts; at most SUMMARY_LIMIT characters.
+
+    Names, types, descriptions and timestamps only: never data values or credentials. When it is too
+    long, the list of changes is shortened first ("… and N more"), then the description; the facts
+    that lead back to the alert (source, rules, asset, the kubectl coordinates) always stay.
+    """
+    head, tail = _facts(alert, alert_ref, rules)
+    description = alert.description.strip()
+    changes = [describe_change(change) for change in alert.changes]
+    fixed = sum(len(line) + 1 for line in (*head, *tail))  # each line and its newline
+    room = SUMMARY_LIMIT - fixed - (len(description) + 2 if description else 0)
+    shown = _fit_changes(changes, room)
+    facts = "\n".join([*head, *([f"Changes: {shown}"] if shown else []), *tail])
+    if not description:
+        return facts[:SUMMARY_LIMIT]
+    room = SUMMARY_LIMIT - len(facts) - 2
+    if len(description) > room:
+        description = description[: max(room - 1, 0)] + ELLIPSIS
+    return f"{description}\n\n{facts}"
+
+
+def _facts(alert: DataAlertSpec, alert_ref: ObjectRef, rules: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The summary's fact lines before and after the list of changes."""
+    head = [
+        f"Source: {alert.source}",
+        f"Rules: {', '.join(rules)}",
+        f"Event type: {alert.event_type} (severity: {alert.severity})",
+    ]
     if alert.asset.id or alert.asset.qualified_name:
         asset = alert.asset.id or "-"
         if alert.asset.qualified_name:
             asset += f" ({alert.asset.qualified_name})"
-        lines.append(f"Asset: {asset}")
-    if alert.changes:
-        described = []
-        for change in alert.changes:
-            text = change.type + (f" {change.column}" if change.column else "")
-            if change.from_type and change.to_type:
-                text += f" ({change.from_type} -> {change.to_type})"
-            elif change.from_type or change.to_type:
-                text += f" (was {change.from_type})" if change.from_type else f" (now {change.to_type})"
-            described.append(text)
-        lines.append(f"Changes: {'; '.join(described)}")
+        head.append(f"Asset: {asset}")
+    tail: list[str] = []
     if alert.external_id:
-        lines.append(f"Alert ID: {alert.external_id}")
+        tail.append(f"Alert ID: {alert.external_id}")
     if alert.detected_at:
-        lines.append(f"Detected at: {alert.detected_at}")
-    lines.append(f"Kubernetes: kubectl -n {alert_ref.namespace} get dataalert {alert_ref.name}")
-    facts = "\n".join(lines)
-    description = alert.description.strip()
-    if not description:
-        return facts[:SUMMARY_LIMIT]
-    # The facts (rules, source, asset, the way back to the object) always survive; a long
-    # description is what gets shortened.
-    room = SUMMARY_LIMIT - len(facts) - 2
-    if len(description) > room:
-        description = description[: max(room - 1, 0)] + "…"
-    return f"{description}\n\n{facts}"
+        tail.append(f"Detected at: {alert.detected_at}")
+    tail.append(f"Kubernetes: kubectl -n {alert_ref.namespace} get dataalert {alert_ref.name}")
+    return head, tail
+
+
+def _fit_changes(changes: Sequence[str], room: int) -> str:
+    """As many changes as fit in ``room`` characters (with "Changes: "), the rest counted as "… and N more"."""
+    text = "; ".join(changes)
+    budget = room - len("Changes: ") - 1
+    if len(text) <= budget:
+        return text
+    shown: list[str] = []
+    for index, change in enumerate(changes):
+        rest = f"{ELLIPSIS} and {len(changes) - index} more"
+        candidate = "; ".join([*shown, change])
+        if len(candidate) + 2 + len(f"{ELLIPSIS} and {len(changes) - index - 1} more") > budget:
+            return "; ".join([*shown, rest]) if shown or len(rest) <= budget else ""
+        shown.append(change)
+    return "; ".join(shown)
 
 
 def severity_id(alert_severity: str, resolved: Mapping[str, Any]) -> str | None:
