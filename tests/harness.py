@@ -42,7 +42,10 @@ def wait_for(check: Callable[[], T | None], *, timeout: float = 20.0, what: str 
 
 
 def operator_command(*args: str) -> list[str]:
-    """``incidentio-operator run`` over every namespace, with no liveness or metrics port to collide on."""
+    """``incidentio-operator run`` over every namespace, with no liveness or metrics port to collide on.
+
+    Secrets are re-read every second (instead of every 30) so that a test sees a fixed or rotated key soon.
+    """
     return [
         sys.executable,
         "-m",
@@ -53,6 +56,8 @@ def operator_command(*args: str) -> list[str]:
         "",
         "--metrics-port",
         "0",
+        "--secret-poll-interval",
+        "1",
         *args,
     ]
 

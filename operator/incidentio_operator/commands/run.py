@@ -60,6 +60,13 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="first retry delay of a failed delivery (doubles, up to 5m)",
     )
+    parser.add_argument(
+        "--secret-poll-interval",
+        type=float,
+        default=Settings.secret_poll_interval,
+        metavar="SECONDS",
+        help="how often each destination re-reads its API key Secret (no Secret is watched)",
+    )
     parser.add_argument("--test-retry-base", type=float, default=Settings.test_retry_base, metavar="SECONDS")
     parser.add_argument("--incidentio-timeout", type=float, default=10.0, metavar="SECONDS")
     parser.add_argument("--incidentio-max-attempts", type=int, default=4)
@@ -92,6 +99,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
             sweep_interval=args.sweep_interval,
             delivery_retry_base=args.delivery_retry_base,
             test_retry_base=args.test_retry_base,
+            secret_poll_interval=args.secret_poll_interval,
             namespaces=tuple(args.namespace),
         ),
         incidentio_timeout=args.incidentio_timeout,

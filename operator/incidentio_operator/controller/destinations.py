@@ -103,6 +103,7 @@ class DestinationReconciler:
             self._metrics.connection_tests.labels(str(ref), "NoAPIKey").inc()
             conditions = self._conditions(destination, False, "NoAPIKey", "No API key configured")
             await self._write(destination, {**summary, "secretVersion": secret_version, **conditions})
+            self._requeue(ref, self._settings.secret_poll_interval)
             return
         now = self._clock()
         next_test = parse_time(str(destination.status.get("nextTestAt") or ""))
@@ -110,7 +111,7 @@ class DestinationReconciler:
             if differs(summary, destination.status):
                 await self._write(destination, summary)
             assert next_test is not None
-            self._queue.add_after((DESTINATIONS, ref), (next_test - now).total_seconds())
+            self._requeue(ref, (next_test - now).total_seconds())
             return
         await self._run_test(destination, Account(destination.spec.base_url, api_key), secret_version, summary)
 
@@ -172,7 +173,11 @@ class DestinationReconciler:
                 "ConnectionTestSucceeded" if result.ok else "ConnectionTestFailed",
                 result.message,
             )
-        self._queue.add_after((DESTINATIONS, ref), delay)
+        self._requeue(ref, delay)
+
+    def _requeue(self, ref: ObjectRef, seconds: float) -> None:
+        """Look again when the next test is due, and before that when the Secret is due for a re-read."""
+        self._queue.add_after((DESTINATIONS, ref), min(seconds, self._settings.secret_poll_interval))
 
     def _retry_delay(self, ref: ObjectRef, result: TestResult, interval: float) -> float:
         """Seconds to the next test: the interval, or after a retryable failure a doubling backoff (<= 10 min)."""

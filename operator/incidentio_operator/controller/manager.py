@@ -145,11 +145,6 @@ class Controller:
             self._observe_destination(body, deleted)
         elif resource == RULES:
             self._observe_rule(body, deleted)
-        elif resource == "secrets":
-            ref = ObjectRef.of(body)
-            for destination in self.store.destinations.in_namespace(ref.namespace):
-                if destination.spec is not None and destination.spec.secret_name == ref.name:
-                    self.queue.add((DESTINATIONS, destination.ref))
 
     def _observe_alert(self, body: Mapping[str, Any], deleted: bool) -> None:
         ref = ObjectRef.of(body)

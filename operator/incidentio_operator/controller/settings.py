@@ -13,6 +13,9 @@ class Settings:
     sweep_interval: float = 60.0
     delivery_retry_base: float = 5.0
     test_retry_base: float = 15.0
+    # Each destination re-reads its API key Secret this often (a GET by name): a rotated key is noticed
+    # without watching, or holding in memory, any other Secret of the cluster.
+    secret_poll_interval: float = 30.0
     # Rule and destination statuses summarise many alerts; batch their writes.
     summary_delay: float = 2.0
     # The namespaces the operator watches (kopf patterns); empty means the whole cluster.
