@@ -25,9 +25,10 @@ from incidentio_operator.controller.destinations import DestinationReconciler
 from incidentio_operator.controller.gate import CallGate
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.controller.recorder import EventRecorder
+from incidentio_operator.controller.resync import Resync
 from incidentio_operator.controller.rules import RuleReconciler
 from incidentio_operator.controller.settings import Settings
-from incidentio_operator.controller.store import Store
+from incidentio_operator.controller.store import Index, Store
 from incidentio_operator.controller.tally import DeliveryTally
 from incidentio_operator.controller.workqueue import ObjectKey, WorkQueue
 from incidentio_operator.incidentio import IncidentIoClient
@@ -81,6 +82,12 @@ class Controller:
             tally=tally,
             rules=self.rules,
         )
+        indexes: dict[str, Index[Any]] = {
+            ALERTS: self.store.alerts,
+            DESTINATIONS: self.store.destinations,
+            RULES: self.store.rules,
+        }
+        self.resync = Resync(kube, indexes, self.scopes(), self.forget)
         self._tasks: list[asyncio.Task[None]] = []
         metrics.deliveries_pending.set_function(lambda: self.delivery_counts()[0])
         metrics.deliveries_waiting.set_function(lambda: self.delivery_counts()[1])
@@ -94,12 +101,7 @@ class Controller:
         Nothing is queued from this listing: work starts with kopf's watch events, which a
         standby replica paused by kopf's peering does not receive.
         """
-        # Exact namespaces are listed one by one, so a namespace-scoped Role is enough; patterns
-        # (or no namespaces: the whole cluster) need a cluster-wide list, as kopf's watches do.
-        namespaces = self.settings.namespaces
-        exact: list[str | None] = [ns for ns in namespaces if not any(ch in ns for ch in "*?[!")]
-        scopes: list[str | None] = exact if exact and len(exact) == len(namespaces) else [None]
-        for scope in scopes:
+        for scope in self.scopes():
             try:
                 for body in await self.kube.list(API_VERSION, DESTINATIONS, scope):
                     self.store.destinations.upsert(Destination.from_body(body), body, live=False)
@@ -116,7 +118,18 @@ class Controller:
         ]
         self._tasks.append(asyncio.create_task(self._sweep(), name="sweep"))
 
+    def scopes(self) -> list[str | None]:
+        """Where the operator lists: each exact namespace it watches, or the whole cluster (None).
+
+        Exact namespaces are listed one by one, so a namespace-scoped Role is enough; patterns (or no
+        namespaces: the whole cluster) need a cluster-wide list, as kopf's watches do.
+        """
+        namespaces = self.settings.namespaces
+        exact: list[str | None] = [ns for ns in namespaces if not any(ch in ns for ch in "*?[!")]
+        return exact if exact and len(exact) == len(namespaces) else [None]
+
     async def stop(self) -> None:
+        await self.resync.aclose()
         self.queue.close()
         self.rules.stop()
         for task in self._tasks:
@@ -137,8 +150,14 @@ class Controller:
     # ----------------------------------------------------------------- events from kopf
 
     def observe(self, resource: str, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """One watch event: update the store and queue what must be looked at again."""
+        """One watch event: update the store and queue what must be looked at again.
+
+        kopf hands the objects of a full list (at start, and whenever a watch restarts) as events of
+        type None; once such a listing is over, what it did not contain is forgotten (see resync.py).
+        """
         deleted = event_type == "DELETED"
+        if event_type is None:
+            self.resync.listed(resource)
         if resource == ALERTS:
             self._observe_alert(body, deleted)
         elif resource == DESTINATIONS:
@@ -153,22 +172,20 @@ class Controller:
         version = str((body.get("metadata") or {}).get("resourceVersion") or "")
         if not deleted and self.store.alerts.known(ref, version):
             return
-        previous = self.store.alerts.get(ref)
         if deleted:
-            self.store.alerts.remove(ref)
-        elif self.store.alerts.upsert(DataAlert.from_body(body), body):
+            self.forget(ALERTS, ref)
+            return
+        previous = self.store.alerts.get(ref)
+        if self.store.alerts.upsert(DataAlert.from_body(body), body):
             self.queue.add((ALERTS, ref))
         self.rules.alert_changed(previous, self.store.alerts.get(ref))
 
     def _observe_destination(self, body: Mapping[str, Any], deleted: bool) -> None:
         ref = ObjectRef.of(body)
-        before = self.store.destinations.get(ref)
         if deleted:
-            self.store.destinations.remove(ref)
-            self.gate.forget(ref)
-            self.destinations.forget(ref)
-            self._destination_changed(ref, before, None)
+            self.forget(DESTINATIONS, ref)
             return
+        before = self.store.destinations.get(ref)
         after = Destination.from_body(body)
         if self.store.destinations.upsert(after, body):
             self.queue.add((DESTINATIONS, ref))
@@ -177,9 +194,7 @@ class Controller:
     def _observe_rule(self, body: Mapping[str, Any], deleted: bool) -> None:
         ref = ObjectRef.of(body)
         if deleted:
-            self.store.rules.remove(ref)
-            self.rules.forget(ref)
-            self._wake_alerts(ref.namespace, everything=True)
+            self.forget(RULES, ref)
             return
         before = self.store.rules.get(ref)
         rule = AlertRule.from_body(body)
@@ -189,6 +204,23 @@ class Controller:
             self.rules.schedule_recount(ref)
             if before is None or before.generation != rule.generation:
                 self._wake_alerts(ref.namespace, everything=True)
+
+    def forget(self, resource: str, ref: ObjectRef) -> None:
+        """The object is gone (a DELETED event, or absent from a full list): drop it and all that hangs on it."""
+        if resource == ALERTS:
+            previous = self.store.alerts.get(ref)
+            self.store.alerts.remove(ref)
+            self.rules.alert_changed(previous, None)
+        elif resource == DESTINATIONS:
+            before = self.store.destinations.get(ref)
+            self.store.destinations.remove(ref)
+            self.gate.forget(ref)
+            self.destinations.forget(ref)
+            self._destination_changed(ref, before, None)
+        elif resource == RULES:
+            self.store.rules.remove(ref)
+            self.rules.forget(ref)
+            self._wake_alerts(ref.namespace, everything=True)
 
     def _destination_changed(self, ref: ObjectRef, before: Destination | None, after: Destination | None) -> None:
         was_ready = before is not None and before.ready

@@ -47,11 +47,16 @@ class Entry(Generic[T]):
     # Seen through kopf's watch (or written by us), not only in the startup listing. A paused
     # standby replica lists but receives no watch events, so it must not act on what it listed.
     live: bool = True
+    # The index's write count when this entry was stored: a full list started later that does not
+    # contain the object proves it gone; one started earlier proves nothing.
+    sequence: int = 0
 
 
 @dataclass(slots=True)
 class Index(Generic[T]):
     entries: dict[ObjectRef, Entry[T]] = field(default_factory=dict)
+    # Counts every store into the index (see Entry.sequence).
+    sequence: int = 0
 
     def upsert(self, model: T, body: Mapping[str, Any], *, live: bool = True) -> bool:
         """Store the object unless we already hold a newer version; True when it needs a look."""
@@ -64,8 +69,9 @@ class Index(Generic[T]):
                     current.live = True
                     return True
                 return False
+        self.sequence += 1
         self.entries[model.ref] = Entry(
-            model, _reference(body), version, live or (current is not None and current.live)
+            model, _reference(body), version, live or (current is not None and current.live), self.sequence
         )
         return True
 
@@ -81,6 +87,10 @@ class Index(Generic[T]):
 
     def remove(self, ref: ObjectRef) -> None:
         self.entries.pop(ref, None)
+
+    def absent_from(self, listed: set[ObjectRef], since: int) -> list[ObjectRef]:
+        """Objects held since before ``since`` (an Index.sequence) that a full list made after it did not contain."""
+        return [ref for ref, entry in self.entries.items() if entry.sequence <= since and ref not in listed]
 
     def get(self, ref: ObjectRef) -> T | None:
         entry = self.entries.get(ref)
