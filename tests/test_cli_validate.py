@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import pathlib
 import subprocess
@@ -328,3 +329,61 @@ def test_the_installed_command_runs_in_a_subprocess(broken: pathlib.Path) -> Non
     )
     assert result.returncode == 1, result.stderr
     assert result.stdout.splitlines()[-1] == "3 objects checked, 3 errors, 2 warnings"
+
+
+KEY = "inc_live_7fQk2LmZ9pR4xT"
+
+
+@pytest.mark.parametrize(
+    ("value", "description"),
+    [
+        ("\ufeff" + KEY, "a byte-order mark (U+FEFF) at position 0"),
+        (KEY[:8] + "\u200b" + KEY[8:], "a zero-width formatting character (U+200B) at position 8"),
+        (KEY[:8] + "ü" + KEY[8:], "a non-ASCII character at position 8"),
+        (KEY[:8] + "\n" + KEY[8:], "a line break (U+000A) at position 8"),
+    ],
+    ids=["byte-order-mark", "zero-width-space", "non-ascii-letter", "line-break"],
+)
+@pytest.mark.parametrize("field", ["data", "stringData"])
+def test_an_api_key_that_cannot_be_sent_is_an_error_that_never_shows_it(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], value: str, description: str, field: str
+) -> None:
+    """Issue 11 §6: the Secret, the key, the kind of character and where, and nothing of the value."""
+    encoded = base64.b64encode(value.encode()).decode() if field == "data" else json.dumps(value)
+    secret = SECRET.replace("stringData: {apiKey: s3cret}", f"{field}: {{apiKey: {encoded}}}")
+    write(tmp_path, "all.yaml", DESTINATION + "---\n" + secret)
+    code, lines = run(capsys, str(tmp_path))
+    assert code == 1
+    assert lines[0] == (
+        f"error: {tmp_path / 'all.yaml'}: IncidentIoDestination team/pager: spec.apiKeySecretRef.key: Secret "
+        f"team/api-key holds a value for 'apiKey' that cannot be sent in an HTTP Authorization header: it has "
+        f"{description}"
+    )
+    _, json_lines = run(capsys, "--format", "json", str(tmp_path))
+    for output in ("\n".join(lines), "\n".join(json_lines)):
+        assert not any(KEY[start : start + 4] in output for start in range(len(KEY) - 3))
+
+
+def test_whitespace_around_an_api_key_is_forgiven_as_the_operator_strips_it(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    encoded = base64.b64encode(f"  {KEY}\r\n".encode()).decode()
+    secret = SECRET.replace("stringData: {apiKey: s3cret}", f"data: {{apiKey: {encoded}}}")
+    write(tmp_path, "all.yaml", DESTINATION + "---\n" + secret)
+    assert run(capsys, str(tmp_path)) == (0, ["2 objects checked, 0 errors, 0 warnings"])
+    write(tmp_path, "all.yaml", DESTINATION + "---\n" + SECRET.replace("apiKey: s3cret", 'apiKey: " \\n"'))
+    code, lines = run(capsys, str(tmp_path))
+    assert code == 1
+    assert "holds an empty value for 'apiKey'" in lines[0]
+
+
+def test_an_api_key_that_is_not_utf8_is_an_error(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    encoded = base64.b64encode(KEY.encode()[:6] + b"\xfc" + KEY.encode()[6:]).decode()
+    write(
+        tmp_path,
+        "all.yaml",
+        DESTINATION + "---\n" + SECRET.replace("stringData: {apiKey: s3cret}", f"data: {{apiKey: {encoded}}}"),
+    )
+    code, lines = run(capsys, str(tmp_path))
+    assert code == 1
+    assert lines[0].endswith("it has a byte that is not UTF-8 at byte 6")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import json
 import pathlib
 import re
@@ -16,14 +14,13 @@ from typing import Any, Literal
 from incidentio_operator.api import GROUP, AlertRule, DataAlert, Destination, ObjectRef, SpecError
 from incidentio_operator.offline.manifests import Manifest, ManifestSet, load
 from incidentio_operator.offline.schema import load_crds, validator_for
+from incidentio_operator.offline.secret_sources import secret_sources
 
 Level = Literal["error", "warning"]
 
 DESTINATION_KIND = "IncidentIoDestination"
 RULE_KIND = "AlertRule"
 ALERT_KIND = "DataAlert"
-SEALED_SECRETS_GROUP = "bitnami.com"
-EXTERNAL_SECRETS_GROUP = "external-secrets.io"
 
 # What the API server requires of metadata.name for our kinds (a DNS subdomain, RFC 1123).
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -218,64 +215,14 @@ def _destination_references(
     return problems
 
 
-@dataclass(frozen=True)
-class _SecretSource:
-    """Something in the folder that becomes the Secret in the cluster, and which keys it will hold."""
-
-    description: str
-    keys: frozenset[str] | None  # None: cannot tell offline (templates, dataFrom)
-    empty_keys: frozenset[str] = frozenset()
-
-
-def _secret_sources(manifests: ManifestSet) -> dict[ObjectRef, _SecretSource]:
-    sources: dict[ObjectRef, _SecretSource] = {}
-    for manifest in manifests.manifests:
-        ref = manifest.ref
-        spec = manifest.body.get("spec")
-        spec = spec if isinstance(spec, Mapping) else {}
-        if manifest.kind == "Secret" and manifest.api_version == "v1":
-            # SOPS leaves key names in clear text and encrypts only the values, so this covers it too.
-            keys, empty = _secret_keys(manifest.body)
-            sources[ref] = _SecretSource(f"Secret {ref}", keys, empty)
-        elif manifest.kind == "SealedSecret" and manifest.group == SEALED_SECRETS_GROUP:
-            template = _mapping(spec.get("template"))
-            name = _mapping(template.get("metadata")).get("name") or ref.name
-            sealed = frozenset(_mapping(spec.get("encryptedData"))) | frozenset(_mapping(template.get("data")))
-            sources[ObjectRef(ref.namespace, str(name))] = _SecretSource(f"SealedSecret {ref}", sealed or None)
-        elif manifest.kind == "ExternalSecret" and manifest.group == EXTERNAL_SECRETS_GROUP:
-            target = _mapping(spec.get("target"))
-            template = _mapping(target.get("template"))
-            name = target.get("name") or ref.name
-            known: frozenset[str] | None = None
-            if not spec.get("dataFrom") and not template.get("templateFrom"):
-                fetched = {str(item.get("secretKey")) for item in spec.get("data") or [] if isinstance(item, Mapping)}
-                known = frozenset(fetched | set(_mapping(template.get("data"))))
-            sources[ObjectRef(ref.namespace, str(name))] = _SecretSource(f"ExternalSecret {ref}", known)
-    return sources
-
-
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def _secret_keys(body: Mapping[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
-    """The keys a Secret will hold (stringData merges over data, as the API server does) and the empty ones."""
-    values: dict[str, bool] = {}
-    for key, value in _mapping(body.get("data")).items():
-        try:
-            values[str(key)] = bool(base64.b64decode(str(value or ""), validate=True))
-        except (binascii.Error, ValueError):
-            # Not base64 (SOPS ciphertext, for one): the key is there, its value is not ours to judge.
-            values[str(key)] = True
-    for key, value in _mapping(body.get("stringData")).items():
-        values[str(key)] = bool(value)
-    return frozenset(values), frozenset(key for key, filled in values.items() if not filled)
 
 
 def _secret_references(
     manifests: ManifestSet, defaulted: Mapping[int, Mapping[str, Any]], options: Options
 ) -> list[Problem]:
-    sources = _secret_sources(manifests)
+    sources = secret_sources(manifests)
     problems: list[Problem] = []
     for position, manifest in enumerate(manifests.manifests):
         if manifest.group != GROUP or manifest.kind != DESTINATION_KIND:
@@ -314,6 +261,16 @@ def _secret_references(
                     manifest,
                     "spec.apiKeySecretRef.key",
                     f"{source.description} holds an empty value for {key!r}: the destination would report NoAPIKey",
+                )
+            )
+        elif key in source.unsendable:
+            problems.append(
+                Problem.about(
+                    "error",
+                    manifest,
+                    "spec.apiKeySecretRef.key",
+                    f"{source.description} holds a value for {key!r} that cannot be sent in an HTTP Authorization "
+                    f"header: it has {source.unsendable[key]}",
                 )
             )
     return problems
