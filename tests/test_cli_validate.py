@@ -331,6 +331,98 @@ def test_the_installed_command_runs_in_a_subprocess(broken: pathlib.Path) -> Non
     assert result.stdout.splitlines()[-1] == "3 objects checked, 3 errors, 2 warnings"
 
 
+ALERT = textwrap.dedent("""
+    apiVersion: alerting.armor.dev/v1alpha1
+    kind: DataAlert
+    metadata:
+      name: orders-stale
+      namespace: team
+      labels: {team: data eng}
+    spec:
+      externalId: alert_1
+      title: Orders are stale
+      eventType: freshness_violation
+      severity: critical
+      asset: {qualifiedName: snowflake.prod.sales.orders, environment: production}
+      detectedAt: "2026-11-26T10:05:00Z"
+""").lstrip()
+
+LABEL_VALUE_RULE = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start "
+    "and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for "
+    "validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
+
+
+def test_a_label_the_api_server_refuses_is_an_error_and_a_selector_on_it_a_warning(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11 §11: `kubectl apply` refuses the alert, and accepts a rule that can never match it."""
+    write(tmp_path, "alert.yaml", ALERT)
+    write(tmp_path, "destination.yaml", DESTINATION + "---\n" + SECRET)
+    write(
+        tmp_path,
+        "rule.yaml",
+        """
+        apiVersion: alerting.armor.dev/v1alpha1
+        kind: AlertRule
+        metadata: {name: data-eng, namespace: team}
+        spec:
+          scope: {assetSelector: {matchLabels: {team: data eng}}}
+          destinations: [{name: pager}]
+        """,
+    )
+    code, lines = run(capsys, str(tmp_path))
+    assert lines == [
+        f'error: {tmp_path / "alert.yaml"}: DataAlert team/orders-stale: metadata.labels: Invalid value: "data eng": '
+        + LABEL_VALUE_RULE,
+        f"warning: {tmp_path / 'rule.yaml'}: AlertRule team/data-eng: spec.scope.assetSelector.matchLabels[team]: "
+        f'no label can have the value "data eng", so this selector never matches: {LABEL_VALUE_RULE}',
+        "4 objects checked, 1 error, 1 warning",
+    ]
+    assert code == 1
+
+
+def test_metadata_is_checked_on_every_kind_by_its_own_rules(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(
+        tmp_path,
+        "cluster.yaml",
+        """
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: data.platform}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: 9-api, namespace: team}
+        ---
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: ClusterRole
+        metadata: {name: "system:incidentio-operator"}
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: settings
+          namespace: team
+          annotations: {"example.com/owner/team": data}
+        """,
+    )
+    code, lines = run(capsys, str(tmp_path))
+    source = tmp_path / "cluster.yaml"
+    assert [line.split(": Invalid value: ")[0] for line in lines[:-1]] == [
+        f"error: {source}: Namespace data.platform: metadata.name",
+        f"error: {source}: Service team/9-api: metadata.name",
+        f"error: {source}: ConfigMap team/settings: metadata.annotations",
+    ]
+    assert lines[0].endswith('"data.platform": must not contain dots')
+    assert "a DNS-1035 label must consist of lower case alphanumeric characters" in lines[1]
+    assert "a valid label key must consist of" in lines[2]
+    assert (code, lines[-1]) == (1, "4 objects checked, 3 errors, 0 warnings")
+
+
 KEY = "inc_live_7fQk2LmZ9pR4xT"
 
 

@@ -5,25 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from incidentio_operator.api import GROUP, AlertRule, DataAlert, Destination, ObjectRef, SpecError
-from incidentio_operator.offline.manifests import Manifest, ManifestSet, load
-from incidentio_operator.offline.schema import load_crds, validator_for
+from incidentio_operator.offline.manifests import CLUSTER_SCOPED_KINDS, Manifest, ManifestSet, load
+from incidentio_operator.offline.metadata import metadata_problems
+from incidentio_operator.offline.schema import SchemaProblem, load_crds, validator_for
 from incidentio_operator.offline.secret_sources import secret_sources
+from incidentio_operator.offline.selectors import selector_warnings
 
 Level = Literal["error", "warning"]
 
 DESTINATION_KIND = "IncidentIoDestination"
 RULE_KIND = "AlertRule"
 ALERT_KIND = "DataAlert"
-
-# What the API server requires of metadata.name for our kinds (a DNS subdomain, RFC 1123).
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 _PARSERS: dict[str, Callable[[Mapping[str, Any]], SpecError | None]] = {
     DESTINATION_KIND: lambda body: Destination.from_body(body).spec_error,
@@ -48,6 +46,10 @@ class Problem:
     def about(cls, level: Level, manifest: Manifest, field: str, message: str) -> Problem:
         ref = manifest.ref
         return cls(level, manifest.source, manifest.kind, ref.namespace, ref.name, field, message)
+
+    @classmethod
+    def each(cls, level: Level, manifest: Manifest, problems: Sequence[SchemaProblem]) -> list[Problem]:
+        return [cls.about(level, manifest, problem.field, problem.message) for problem in problems]
 
     def line(self) -> str:
         parts = [f"{self.level}: {self.source}"]
@@ -121,6 +123,9 @@ def check(
     report.problems += [Problem("error", problem.source, message=problem.message) for problem in manifests.problems]
     defaulted: dict[int, Mapping[str, Any]] = {}
     for position, manifest in enumerate(manifests.manifests):
+        # The API server checks every object's metadata before its kind's own rules, custom or built in.
+        namespaced = manifest.kind not in CLUSTER_SCOPED_KINDS
+        report.problems += Problem.each("error", manifest, metadata_problems(manifest.body, namespaced))
         if manifest.group != GROUP:
             continue
         body, problems = _check_schema(manifest, crds)
@@ -142,32 +147,22 @@ def _check_schema(
         message = f"no CRD of {GROUP} serves kind {manifest.kind} at {manifest.api_version}"
         return manifest.body, [Problem.about("error", manifest, "apiVersion", message)]
     problems: list[Problem] = []
-    metadata = manifest.body.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, Mapping) else None
-    if not name:
-        problems.append(Problem.about("error", manifest, "metadata.name", "Required value: name is required"))
-    elif not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
-        problems.append(
-            Problem.about(
-                "error",
-                manifest,
-                "metadata.name",
-                f"Invalid value: {json.dumps(name)}: must be a lowercase RFC 1123 subdomain",
-            )
-        )
     # kubectl's default (strict) field validation refuses fields the schema does not declare.
     for path in validator.unknown_fields(manifest.body):
         problems.append(Problem.about("error", manifest, path, f'unknown field "{path}"'))
     body = validator.apply_defaults(manifest.body)
     schema_problems = validator.validate(body)
-    problems += [Problem.about("error", manifest, problem.field, problem.message) for problem in schema_problems]
+    problems += Problem.each("error", manifest, schema_problems)
+    if schema_problems:
+        return body, problems
     # The operator's own parsing is stricter in places (durations, URLs): report it only for objects
     # the API server would accept, so a user does not read the same mistake twice.
     parse = _PARSERS.get(manifest.kind)
-    if not schema_problems and parse is not None:
-        error = parse(body)
-        if error is not None:
-            problems.append(Problem.about("error", manifest, error.field, error.message))
+    error = parse(body) if parse is not None else None
+    if error is not None:
+        problems.append(Problem.about("error", manifest, error.field, error.message))
+    # Accepted, but a selector that no label can satisfy silently routes nothing.
+    problems += Problem.each("warning", manifest, selector_warnings(validator.schema, body))
     return body, problems
 
 
@@ -282,8 +277,10 @@ def register(subparsers: Any) -> None:
         help="check a folder of manifests offline against the CRDs and their references",
         description=(
             "Check the YAML manifests in the given folders (recursively) and files as a GitOps repository holds "
-            "them: our custom objects against the CRD schemas after defaulting (structure and CEL rules), "
-            "AlertRule destinations and destination Secrets against the other objects. Nothing is contacted. "
+            "them: every object's metadata as the API server checks it (names, namespaces, labels, annotations), "
+            "our custom objects against the CRD schemas after defaulting (structure and CEL rules), label "
+            "selectors that can never match, AlertRule destinations and destination Secrets against the other "
+            "objects, and API keys that cannot be sent (never printing them). Nothing is contacted. "
             "Exit 0 without errors (warnings allowed), 1 with errors, 2 on usage errors."
         ),
     )
