@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit demo bench clean venv apidocs
+.PHONY: test lint typecheck unit demo bench clean venv apidocs argocd
 
 venv: $(STAMP)
 
@@ -31,6 +31,9 @@ demo: $(STAMP)
 
 apidocs: $(STAMP)
 	$(BIN)/python -m incidentio_operator.offline.apidocs docs/api.md
+
+argocd: $(STAMP)
+	$(BIN)/python -m incidentio_operator.offline.argocd manifests/argocd
 
 bench: $(STAMP)
 	$(BIN)/python -m bench --runs 3 --json bench/results/latest.json

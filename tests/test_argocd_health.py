@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import pathlib
 import re
+import shutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from incidentio_operator.api.common import ready_conditions
+from incidentio_operator.offline import argocd
 from incidentio_operator.offline.schema import load_crds, validator_for
 
 try:
@@ -178,3 +180,32 @@ def test_argocd_cm_patch_carries_every_script() -> None:
     # the .lua file's, which is what these tests run.
     expected = {f"resource.customizations.health.{CRDS[kind]['spec']['group']}_{kind}": script(kind) for kind in KINDS}
     assert patch["data"] == expected
+
+
+def test_committed_files_are_what_the_generator_writes() -> None:
+    """The scripts and the patch come from one template: a hand edit to any of them fails here."""
+    generated = argocd.render(ARGOCD, list(CRDS.values()))
+    assert set(generated) == {argocd.script_name(kind) for kind in KINDS} | {argocd.PATCH}
+    for name, text in generated.items():
+        assert (ARGOCD / name).read_text(encoding="utf-8") == text, f"{name} is out of date: run `make argocd`"
+
+
+def test_the_generator_writes_into_the_folder_it_is_given(tmp_path: pathlib.Path) -> None:
+    shutil.copy(ARGOCD / argocd.TEMPLATE, tmp_path / argocd.TEMPLATE)
+    argocd.main([str(tmp_path)])
+    for name in [argocd.PATCH, *(argocd.script_name(kind) for kind in KINDS)]:
+        assert (tmp_path / name).read_text(encoding="utf-8") == (ARGOCD / name).read_text(encoding="utf-8")
+
+
+def test_a_kind_whose_crd_has_no_suspend_is_never_suspended() -> None:
+    """Whether a script honours spec.suspend follows the CRD, read when the scripts are generated."""
+    crd = copy.deepcopy(CRDS["AlertRule"])
+    for version in crd["spec"]["versions"]:
+        del version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["suspend"]
+    generated = argocd.script((ARGOCD / argocd.TEMPLATE).read_text(encoding="utf-8"), crd)
+    obj = live("AlertRule", ready=False, progressing=True, message="Retrying", suspend=True)
+    runtime = LuaRuntime()
+    runtime.globals().obj = to_lua(runtime, obj)
+    assert runtime.execute(generated)["status"] == "Progressing"
+    runtime.globals().obj = to_lua(runtime, obj)
+    assert runtime.execute(script("AlertRule"))["status"] == "Suspended"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import pathlib
 import subprocess
@@ -328,3 +329,153 @@ def test_the_installed_command_runs_in_a_subprocess(broken: pathlib.Path) -> Non
     )
     assert result.returncode == 1, result.stderr
     assert result.stdout.splitlines()[-1] == "3 objects checked, 3 errors, 2 warnings"
+
+
+ALERT = textwrap.dedent("""
+    apiVersion: alerting.armor.dev/v1alpha1
+    kind: DataAlert
+    metadata:
+      name: orders-stale
+      namespace: team
+      labels: {team: data eng}
+    spec:
+      externalId: alert_1
+      title: Orders are stale
+      eventType: freshness_violation
+      severity: critical
+      asset: {qualifiedName: snowflake.prod.sales.orders, environment: production}
+      detectedAt: "2026-11-26T10:05:00Z"
+""").lstrip()
+
+LABEL_VALUE_RULE = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start "
+    "and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for "
+    "validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
+
+
+def test_a_label_the_api_server_refuses_is_an_error_and_a_selector_on_it_a_warning(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11 §11: `kubectl apply` refuses the alert, and accepts a rule that can never match it."""
+    write(tmp_path, "alert.yaml", ALERT)
+    write(tmp_path, "destination.yaml", DESTINATION + "---\n" + SECRET)
+    write(
+        tmp_path,
+        "rule.yaml",
+        """
+        apiVersion: alerting.armor.dev/v1alpha1
+        kind: AlertRule
+        metadata: {name: data-eng, namespace: team}
+        spec:
+          scope: {assetSelector: {matchLabels: {team: data eng}}}
+          destinations: [{name: pager}]
+        """,
+    )
+    code, lines = run(capsys, str(tmp_path))
+    assert lines == [
+        f'error: {tmp_path / "alert.yaml"}: DataAlert team/orders-stale: metadata.labels: Invalid value: "data eng": '
+        + LABEL_VALUE_RULE,
+        f"warning: {tmp_path / 'rule.yaml'}: AlertRule team/data-eng: spec.scope.assetSelector.matchLabels[team]: "
+        f'no label can have the value "data eng", so this selector never matches: {LABEL_VALUE_RULE}',
+        "4 objects checked, 1 error, 1 warning",
+    ]
+    assert code == 1
+
+
+def test_metadata_is_checked_on_every_kind_by_its_own_rules(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(
+        tmp_path,
+        "cluster.yaml",
+        """
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: data.platform}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: 9-api, namespace: team}
+        ---
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: ClusterRole
+        metadata: {name: "system:incidentio-operator"}
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: settings
+          namespace: team
+          annotations: {"example.com/owner/team": data}
+        """,
+    )
+    code, lines = run(capsys, str(tmp_path))
+    source = tmp_path / "cluster.yaml"
+    assert [line.split(": Invalid value: ")[0] for line in lines[:-1]] == [
+        f"error: {source}: Namespace data.platform: metadata.name",
+        f"error: {source}: Service team/9-api: metadata.name",
+        f"error: {source}: ConfigMap team/settings: metadata.annotations",
+    ]
+    assert lines[0].endswith('"data.platform": must not contain dots')
+    assert "a DNS-1035 label must consist of lower case alphanumeric characters" in lines[1]
+    assert "a valid label key must consist of" in lines[2]
+    assert (code, lines[-1]) == (1, "4 objects checked, 3 errors, 0 warnings")
+
+
+KEY = "inc_live_7fQk2LmZ9pR4xT"
+
+
+@pytest.mark.parametrize(
+    ("value", "description"),
+    [
+        ("\ufeff" + KEY, "a byte-order mark (U+FEFF) at position 0"),
+        (KEY[:8] + "\u200b" + KEY[8:], "a zero-width formatting character (U+200B) at position 8"),
+        (KEY[:8] + "ü" + KEY[8:], "a non-ASCII character at position 8"),
+        (KEY[:8] + "\n" + KEY[8:], "a line break (U+000A) at position 8"),
+    ],
+    ids=["byte-order-mark", "zero-width-space", "non-ascii-letter", "line-break"],
+)
+@pytest.mark.parametrize("field", ["data", "stringData"])
+def test_an_api_key_that_cannot_be_sent_is_an_error_that_never_shows_it(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], value: str, description: str, field: str
+) -> None:
+    """Issue 11 §6: the Secret, the key, the kind of character and where, and nothing of the value."""
+    encoded = base64.b64encode(value.encode()).decode() if field == "data" else json.dumps(value)
+    secret = SECRET.replace("stringData: {apiKey: s3cret}", f"{field}: {{apiKey: {encoded}}}")
+    write(tmp_path, "all.yaml", DESTINATION + "---\n" + secret)
+    code, lines = run(capsys, str(tmp_path))
+    assert code == 1
+    assert lines[0] == (
+        f"error: {tmp_path / 'all.yaml'}: IncidentIoDestination team/pager: spec.apiKeySecretRef.key: Secret "
+        f"team/api-key holds a value for 'apiKey' that cannot be sent in an HTTP Authorization header: it has "
+        f"{description}"
+    )
+    _, json_lines = run(capsys, "--format", "json", str(tmp_path))
+    for output in ("\n".join(lines), "\n".join(json_lines)):
+        assert not any(KEY[start : start + 4] in output for start in range(len(KEY) - 3))
+
+
+def test_whitespace_around_an_api_key_is_forgiven_as_the_operator_strips_it(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    encoded = base64.b64encode(f"  {KEY}\r\n".encode()).decode()
+    secret = SECRET.replace("stringData: {apiKey: s3cret}", f"data: {{apiKey: {encoded}}}")
+    write(tmp_path, "all.yaml", DESTINATION + "---\n" + secret)
+    assert run(capsys, str(tmp_path)) == (0, ["2 objects checked, 0 errors, 0 warnings"])
+    write(tmp_path, "all.yaml", DESTINATION + "---\n" + SECRET.replace("apiKey: s3cret", 'apiKey: " \\n"'))
+    code, lines = run(capsys, str(tmp_path))
+    assert code == 1
+    assert "holds an empty value for 'apiKey'" in lines[0]
+
+
+def test_an_api_key_that_is_not_utf8_is_an_error(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    encoded = base64.b64encode(KEY.encode()[:6] + b"\xfc" + KEY.encode()[6:]).decode()
+    write(
+        tmp_path,
+        "all.yaml",
+        DESTINATION + "---\n" + SECRET.replace("stringData: {apiKey: s3cret}", f"data: {{apiKey: {encoded}}}"),
+    )
+    code, lines = run(capsys, str(tmp_path))
+    assert code == 1
+    assert lines[0].endswith("it has a byte that is not UTF-8 at byte 6")

@@ -1,6 +1,10 @@
+-- Generated from health.lua.template by `make argocd`: edit the template, not this file.
 -- Argo CD health of an alerting.armor.dev/IncidentIoDestination, read from the conditions the operator writes.
 -- Argo CD runs this with the live object as the global `obj` and shows the returned status and message.
 local hs = {}
+
+-- Whether the kind has spec.suspend; the generator reads it from the kind's CRD.
+local suspendable = true
 
 local function condition(conditions, type)
   for _, c in ipairs(conditions or {}) do
@@ -16,7 +20,7 @@ local function is_true(c)
 end
 
 -- A suspended object is Ready=False on purpose (it sends nothing); that is a choice, not a failure.
-if obj.spec ~= nil and obj.spec.suspend == true then
+if suspendable and obj.spec ~= nil and obj.spec.suspend == true then
   hs.status = "Suspended"
   hs.message = "spec.suspend is true"
   return hs

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import json
 import pathlib
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from incidentio_operator.api import GROUP, AlertRule, DataAlert, Destination, ObjectRef, SpecError
-from incidentio_operator.offline.manifests import Manifest, ManifestSet, load
-from incidentio_operator.offline.schema import load_crds, validator_for
+from incidentio_operator.offline.manifests import CLUSTER_SCOPED_KINDS, Manifest, ManifestSet, load
+from incidentio_operator.offline.metadata import metadata_problems
+from incidentio_operator.offline.schema import SchemaProblem, load_crds, validator_for
+from incidentio_operator.offline.secret_sources import secret_sources
+from incidentio_operator.offline.selectors import selector_warnings
 
 Level = Literal["error", "warning"]
 
 DESTINATION_KIND = "IncidentIoDestination"
 RULE_KIND = "AlertRule"
 ALERT_KIND = "DataAlert"
-SEALED_SECRETS_GROUP = "bitnami.com"
-EXTERNAL_SECRETS_GROUP = "external-secrets.io"
-
-# What the API server requires of metadata.name for our kinds (a DNS subdomain, RFC 1123).
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 _PARSERS: dict[str, Callable[[Mapping[str, Any]], SpecError | None]] = {
     DESTINATION_KIND: lambda body: Destination.from_body(body).spec_error,
@@ -51,6 +46,10 @@ class Problem:
     def about(cls, level: Level, manifest: Manifest, field: str, message: str) -> Problem:
         ref = manifest.ref
         return cls(level, manifest.source, manifest.kind, ref.namespace, ref.name, field, message)
+
+    @classmethod
+    def each(cls, level: Level, manifest: Manifest, problems: Sequence[SchemaProblem]) -> list[Problem]:
+        return [cls.about(level, manifest, problem.field, problem.message) for problem in problems]
 
     def line(self) -> str:
         parts = [f"{self.level}: {self.source}"]
@@ -124,6 +123,9 @@ def check(
     report.problems += [Problem("error", problem.source, message=problem.message) for problem in manifests.problems]
     defaulted: dict[int, Mapping[str, Any]] = {}
     for position, manifest in enumerate(manifests.manifests):
+        # The API server checks every object's metadata before its kind's own rules, custom or built in.
+        namespaced = manifest.kind not in CLUSTER_SCOPED_KINDS
+        report.problems += Problem.each("error", manifest, metadata_problems(manifest.body, namespaced))
         if manifest.group != GROUP:
             continue
         body, problems = _check_schema(manifest, crds)
@@ -145,32 +147,22 @@ def _check_schema(
         message = f"no CRD of {GROUP} serves kind {manifest.kind} at {manifest.api_version}"
         return manifest.body, [Problem.about("error", manifest, "apiVersion", message)]
     problems: list[Problem] = []
-    metadata = manifest.body.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, Mapping) else None
-    if not name:
-        problems.append(Problem.about("error", manifest, "metadata.name", "Required value: name is required"))
-    elif not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
-        problems.append(
-            Problem.about(
-                "error",
-                manifest,
-                "metadata.name",
-                f"Invalid value: {json.dumps(name)}: must be a lowercase RFC 1123 subdomain",
-            )
-        )
     # kubectl's default (strict) field validation refuses fields the schema does not declare.
     for path in validator.unknown_fields(manifest.body):
         problems.append(Problem.about("error", manifest, path, f'unknown field "{path}"'))
     body = validator.apply_defaults(manifest.body)
     schema_problems = validator.validate(body)
-    problems += [Problem.about("error", manifest, problem.field, problem.message) for problem in schema_problems]
+    problems += Problem.each("error", manifest, schema_problems)
+    if schema_problems:
+        return body, problems
     # The operator's own parsing is stricter in places (durations, URLs): report it only for objects
     # the API server would accept, so a user does not read the same mistake twice.
     parse = _PARSERS.get(manifest.kind)
-    if not schema_problems and parse is not None:
-        error = parse(body)
-        if error is not None:
-            problems.append(Problem.about("error", manifest, error.field, error.message))
+    error = parse(body) if parse is not None else None
+    if error is not None:
+        problems.append(Problem.about("error", manifest, error.field, error.message))
+    # Accepted, but a selector that no label can satisfy silently routes nothing.
+    problems += Problem.each("warning", manifest, selector_warnings(validator.schema, body))
     return body, problems
 
 
@@ -218,64 +210,14 @@ def _destination_references(
     return problems
 
 
-@dataclass(frozen=True)
-class _SecretSource:
-    """Something in the folder that becomes the Secret in the cluster, and which keys it will hold."""
-
-    description: str
-    keys: frozenset[str] | None  # None: cannot tell offline (templates, dataFrom)
-    empty_keys: frozenset[str] = frozenset()
-
-
-def _secret_sources(manifests: ManifestSet) -> dict[ObjectRef, _SecretSource]:
-    sources: dict[ObjectRef, _SecretSource] = {}
-    for manifest in manifests.manifests:
-        ref = manifest.ref
-        spec = manifest.body.get("spec")
-        spec = spec if isinstance(spec, Mapping) else {}
-        if manifest.kind == "Secret" and manifest.api_version == "v1":
-            # SOPS leaves key names in clear text and encrypts only the values, so this covers it too.
-            keys, empty = _secret_keys(manifest.body)
-            sources[ref] = _SecretSource(f"Secret {ref}", keys, empty)
-        elif manifest.kind == "SealedSecret" and manifest.group == SEALED_SECRETS_GROUP:
-            template = _mapping(spec.get("template"))
-            name = _mapping(template.get("metadata")).get("name") or ref.name
-            sealed = frozenset(_mapping(spec.get("encryptedData"))) | frozenset(_mapping(template.get("data")))
-            sources[ObjectRef(ref.namespace, str(name))] = _SecretSource(f"SealedSecret {ref}", sealed or None)
-        elif manifest.kind == "ExternalSecret" and manifest.group == EXTERNAL_SECRETS_GROUP:
-            target = _mapping(spec.get("target"))
-            template = _mapping(target.get("template"))
-            name = target.get("name") or ref.name
-            known: frozenset[str] | None = None
-            if not spec.get("dataFrom") and not template.get("templateFrom"):
-                fetched = {str(item.get("secretKey")) for item in spec.get("data") or [] if isinstance(item, Mapping)}
-                known = frozenset(fetched | set(_mapping(template.get("data"))))
-            sources[ObjectRef(ref.namespace, str(name))] = _SecretSource(f"ExternalSecret {ref}", known)
-    return sources
-
-
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def _secret_keys(body: Mapping[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
-    """The keys a Secret will hold (stringData merges over data, as the API server does) and the empty ones."""
-    values: dict[str, bool] = {}
-    for key, value in _mapping(body.get("data")).items():
-        try:
-            values[str(key)] = bool(base64.b64decode(str(value or ""), validate=True))
-        except (binascii.Error, ValueError):
-            # Not base64 (SOPS ciphertext, for one): the key is there, its value is not ours to judge.
-            values[str(key)] = True
-    for key, value in _mapping(body.get("stringData")).items():
-        values[str(key)] = bool(value)
-    return frozenset(values), frozenset(key for key, filled in values.items() if not filled)
 
 
 def _secret_references(
     manifests: ManifestSet, defaulted: Mapping[int, Mapping[str, Any]], options: Options
 ) -> list[Problem]:
-    sources = _secret_sources(manifests)
+    sources = secret_sources(manifests)
     problems: list[Problem] = []
     for position, manifest in enumerate(manifests.manifests):
         if manifest.group != GROUP or manifest.kind != DESTINATION_KIND:
@@ -316,6 +258,16 @@ def _secret_references(
                     f"{source.description} holds an empty value for {key!r}: the destination would report NoAPIKey",
                 )
             )
+        elif key in source.unsendable:
+            problems.append(
+                Problem.about(
+                    "error",
+                    manifest,
+                    "spec.apiKeySecretRef.key",
+                    f"{source.description} holds a value for {key!r} that cannot be sent in an HTTP Authorization "
+                    f"header: it has {source.unsendable[key]}",
+                )
+            )
     return problems
 
 
@@ -325,8 +277,10 @@ def register(subparsers: Any) -> None:
         help="check a folder of manifests offline against the CRDs and their references",
         description=(
             "Check the YAML manifests in the given folders (recursively) and files as a GitOps repository holds "
-            "them: our custom objects against the CRD schemas after defaulting (structure and CEL rules), "
-            "AlertRule destinations and destination Secrets against the other objects. Nothing is contacted. "
+            "them: every object's metadata as the API server checks it (names, namespaces, labels, annotations), "
+            "our custom objects against the CRD schemas after defaulting (structure and CEL rules), label "
+            "selectors that can never match, AlertRule destinations and destination Secrets against the other "
+            "objects, and API keys that cannot be sent (never printing them). Nothing is contacted. "
             "Exit 0 without errors (warnings allowed), 1 with errors, 2 on usage errors."
         ),
     )
