@@ -15,7 +15,7 @@ from incidentio_operator.incidentio import (
     IncidentStatus,
     Severity,
 )
-from incidentio_operator.incidentio.models import ResponseShapeError
+from incidentio_operator.incidentio.parsing import ResponseShapeError, list_of
 from incidentio_operator.standins.simulator.spec import load_subset, validator
 
 
@@ -34,7 +34,7 @@ def test_identity_from_the_spec_example() -> None:
 
 
 def test_incident_statuses_from_the_spec_example() -> None:
-    statuses = IncidentStatus.list_from_json(example("/v1/incident_statuses", "get"))
+    statuses = list_of(example("/v1/incident_statuses", "get"), "incident_statuses", IncidentStatus.from_json)
 
     assert [(s.id, s.name, s.category, s.rank) for s in statuses] == [
         ("01FCNDV6P870EA6S7TK1DSYD5H", "Closed", "triage", 4)
@@ -43,7 +43,7 @@ def test_incident_statuses_from_the_spec_example() -> None:
 
 
 def test_severities_from_the_spec_example() -> None:
-    severities = Severity.list_from_json(example("/v1/severities", "get"))
+    severities = list_of(example("/v1/severities", "get"), "severities", Severity.from_json)
 
     assert severities == [
         Severity(id="01FCNDV6P870EA6S7TK1DSYDG0", name="Minor", rank=1, description="Issues with **low impact**.")
@@ -123,9 +123,9 @@ def test_what_the_product_needs_is_required(mutate: Any, problem: str) -> None:
 
 def test_lists_require_their_list() -> None:
     with pytest.raises(ResponseShapeError, match="severities"):
-        Severity.list_from_json({"severity": []})
+        list_of({"severity": []}, "severities", Severity.from_json)
     with pytest.raises(ResponseShapeError, match="response"):
-        IncidentStatus.list_from_json(["not", "an", "object"])
+        list_of(["not", "an", "object"], "incident_statuses", IncidentStatus.from_json)
 
 
 def test_create_request_omits_unset_fields_and_validates_against_the_spec() -> None:

@@ -32,6 +32,7 @@ from incidentio_operator.incidentio.models import (
     IncidentStatus,
     Severity,
 )
+from incidentio_operator.incidentio.parsing import list_of
 from incidentio_operator.incidentio.ratelimit import RateLimit, RateLimiter
 from incidentio_operator.incidentio.retry import backoff_delay, parse_retry_after
 from incidentio_operator.incidentio.transport import AiohttpTransport
@@ -111,11 +112,11 @@ class IncidentIoClient:
 
     async def list_incident_statuses(self, account: Account) -> list[IncidentStatus]:
         body = await self._call(account, "list_incident_statuses", "GET", "/v1/incident_statuses")
-        return _parse("list_incident_statuses", IncidentStatus.list_from_json, body)
+        return _parse_list("list_incident_statuses", body, "incident_statuses", IncidentStatus.from_json)
 
     async def list_severities(self, account: Account) -> list[Severity]:
         body = await self._call(account, "list_severities", "GET", "/v1/severities")
-        return _parse("list_severities", Severity.list_from_json, body)
+        return _parse_list("list_severities", body, "severities", Severity.from_json)
 
     async def create_incident(self, account: Account, request: CreateIncidentRequest) -> Incident:
         body = await self._call(account, "create_incident", "POST", "/v2/incidents", request.to_json())
@@ -263,6 +264,10 @@ def _parse(operation: str, parser: Callable[[object], T], body: object) -> T:
         return parser(body)
     except ValueError as exc:
         raise UnexpectedResponse(f"unexpected response from incident.io: {exc}", operation=operation) from None
+
+
+def _parse_list(operation: str, body: object, key: str, item: Callable[[object], T]) -> list[T]:
+    return _parse(operation, lambda data: list_of(data, key, item), body)
 
 
 def _redacted(error: IncidentIoError, secret: str) -> IncidentIoError:

@@ -5,40 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-
-class ResponseShapeError(ValueError):
-    """A response lacks something the product needs, or has it in the wrong type."""
-
-
-def _object(data: object, where: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ResponseShapeError(f"{where} is not an object")
-    return data
-
-
-def _required_str(data: dict[str, Any], key: str, where: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value:
-        raise ResponseShapeError(f"{where}.{key} is missing or not a string")
-    return value
-
-
-def _optional_str(data: dict[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    return value if isinstance(value, str) else None
-
-
-def _rank(data: dict[str, Any]) -> int:
-    value = data.get("rank")
-    # bool is an int subclass; a boolean rank is nonsense and should not sort as 0 or 1.
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _list(data: dict[str, Any], key: str, where: str) -> list[Any]:
-    value = data.get(key)
-    if not isinstance(value, list):
-        raise ResponseShapeError(f"{where}.{key} is missing or not a list")
-    return value
+from incidentio_operator.incidentio.parsing import (
+    member_of,
+    object_of,
+    optional_int,
+    optional_str,
+    required_str,
+)
 
 
 @dataclass(frozen=True)
@@ -51,14 +24,26 @@ class Identity:
 
     @classmethod
     def from_json(cls, data: object) -> Identity:
-        body = _object(data, "response")
-        identity = _object(body.get("identity"), "identity")
+        identity = member_of(data, "identity")
         roles = identity.get("roles")
         return cls(
-            name=_required_str(identity, "name", "identity"),
+            name=required_str(identity, "name", "identity"),
             roles=tuple(role for role in roles if isinstance(role, str)) if isinstance(roles, list) else (),
-            dashboard_url=_optional_str(identity, "dashboard_url"),
+            dashboard_url=optional_str(identity, "dashboard_url"),
         )
+
+
+def _ranked(data: object, where: str, *, name_required: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The object, and the fields incident statuses and severities share: id, name, rank, description."""
+    body = object_of(data, where)
+    name = required_str(body, "name", where) if name_required else optional_str(body, "name") or ""
+    common = {
+        "id": required_str(body, "id", where),
+        "name": name,
+        "rank": optional_int(body, "rank") or 0,
+        "description": optional_str(body, "description"),
+    }
+    return body, common
 
 
 @dataclass(frozen=True)
@@ -77,19 +62,8 @@ class IncidentStatus:
 
     @classmethod
     def from_json(cls, data: object) -> IncidentStatus:
-        status = _object(data, "incident_status")
-        return cls(
-            id=_required_str(status, "id", "incident_status"),
-            name=_optional_str(status, "name") or "",
-            category=_required_str(status, "category", "incident_status"),
-            rank=_rank(status),
-            description=_optional_str(status, "description"),
-        )
-
-    @classmethod
-    def list_from_json(cls, data: object) -> list[IncidentStatus]:
-        body = _object(data, "response")
-        return [cls.from_json(item) for item in _list(body, "incident_statuses", "response")]
+        status, common = _ranked(data, "incident_status", name_required=False)
+        return cls(category=required_str(status, "category", "incident_status"), **common)
 
 
 @dataclass(frozen=True)
@@ -103,18 +77,7 @@ class Severity:
 
     @classmethod
     def from_json(cls, data: object) -> Severity:
-        severity = _object(data, "severity")
-        return cls(
-            id=_required_str(severity, "id", "severity"),
-            name=_required_str(severity, "name", "severity"),
-            rank=_rank(severity),
-            description=_optional_str(severity, "description"),
-        )
-
-    @classmethod
-    def list_from_json(cls, data: object) -> list[Severity]:
-        body = _object(data, "response")
-        return [cls.from_json(item) for item in _list(body, "severities", "response")]
+        return cls(**_ranked(data, "severity", name_required=True)[1])
 
 
 @dataclass(frozen=True)
@@ -135,20 +98,19 @@ class Incident:
     @classmethod
     def from_json(cls, data: object) -> Incident:
         """Parse a response holding one incident: `{"incident": {...}}`."""
-        body = _object(data, "response")
-        incident = _object(body.get("incident"), "incident")
+        incident = member_of(data, "incident")
         severity = incident.get("severity")
         return cls(
-            id=_required_str(incident, "id", "incident"),
-            reference=_required_str(incident, "reference", "incident"),
-            name=_optional_str(incident, "name") or "",
-            permalink=_optional_str(incident, "permalink"),
-            mode=_optional_str(incident, "mode") or "",
-            visibility=_optional_str(incident, "visibility") or "",
+            id=required_str(incident, "id", "incident"),
+            reference=required_str(incident, "reference", "incident"),
+            name=optional_str(incident, "name") or "",
+            permalink=optional_str(incident, "permalink"),
+            mode=optional_str(incident, "mode") or "",
+            visibility=optional_str(incident, "visibility") or "",
             incident_status=IncidentStatus.from_json(incident.get("incident_status")),
             severity=Severity.from_json(severity) if severity is not None else None,
-            summary=_optional_str(incident, "summary"),
-            created_at=_optional_str(incident, "created_at"),
+            summary=optional_str(incident, "summary"),
+            created_at=optional_str(incident, "created_at"),
         )
 
 
