@@ -1,4 +1,4 @@
-"""The simulated incidents: create with idempotency keys, show, edit under the organisation's lifecycle rules."""
+"""The simulated incidents: create with idempotency keys, show, edit under lifecycle rules, responders' moves."""
 
 from __future__ import annotations
 
@@ -6,17 +6,21 @@ import copy
 import hashlib
 import json
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from incidentio_operator.standins.simulator.config import (
     INVESTIGATING_STATUS_ID,
     SEEDED_AT,
+    TERMINAL_CATEGORIES,
     ApiKeyConfig,
     IncidentStatusSeed,
     SeveritySeed,
     SimulatorConfig,
 )
+from incidentio_operator.standins.simulator.customfields import checked_entries, entries_body
 from incidentio_operator.standins.simulator.envelope import ApiError, error, invalid, not_found
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -65,21 +69,84 @@ def severity_body(severity: SeveritySeed) -> dict[str, Any]:
     return seeded_body(severity)
 
 
+@dataclass(frozen=True)
+class IncidentEdit:
+    """One accepted POST /v2/incidents/{id}/actions/edit: what it set, under which key, when (simulator clock).
+
+    ``fields`` is the payload's ``incident`` object as sent (IncidentEditPayloadV2).
+    """
+
+    incident_id: str
+    fields: dict[str, Any]
+    notify_incident_channel: bool
+    key_name: str
+    at: float
+
+
 class IncidentBook:
     """Every incident of the organisation; safe to use from the server's loop and from test threads."""
 
-    def __init__(self, config: SimulatorConfig) -> None:
+    def __init__(self, config: SimulatorConfig, clock: Callable[[], float]) -> None:
         self._config = config
+        self._clock = clock
         self._lock = threading.Lock()
-        self._incidents: list[dict[str, Any]] = []
         self._by_id: dict[str, dict[str, Any]] = {}
+        self._by_number: dict[int, str] = {}
+        self._created = 0
         self._idempotency: dict[str, str] = {}
+        self._field_values: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self._edits: dict[str, list[IncidentEdit]] = {}
 
     # --- inspection ------------------------------------------------------------------------------------
 
     def all(self) -> list[dict[str, Any]]:
         with self._lock:
-            return copy.deepcopy(self._incidents)
+            return copy.deepcopy(list(self._by_id.values()))
+
+    def edits(self, incident_id: str) -> list[IncidentEdit]:
+        """The incident's accepted edits, oldest first; KeyError for an incident that never existed."""
+        with self._lock:
+            if incident_id not in self._edits:
+                raise KeyError(incident_id)
+            return list(self._edits[incident_id])
+
+    # --- a responder in incident.io's dashboard ----------------------------------------------------------
+
+    def set_status(
+        self, incident_id: str, *, status_id: str | None = None, category: str | None = None
+    ) -> dict[str, Any]:
+        """Move the incident to a status, by ID or by category (its lowest-ranked status), as a responder can.
+
+        A responder may move any incident anywhere, so no lifecycle rule applies. KeyError for an unknown
+        incident, ValueError for an unknown status or category.
+        """
+        if (status_id is None) == (category is None):
+            raise ValueError("give exactly one of status_id and category")
+        candidates = sorted(
+            (s for s in self._config.incident_statuses if s.id == status_id or s.category == category),
+            key=lambda s: s.rank,
+        )
+        if not candidates:
+            raise ValueError(f"no incident status {status_id or category!r}")
+        with self._lock:
+            incident = self._find(incident_id, allow_number=True)
+            if incident is None:
+                raise KeyError(incident_id)
+            incident["incident_status"] = status_body(candidates[0])
+            incident["updated_at"] = wall_timestamp()
+            return copy.deepcopy(incident)
+
+    def delete(self, incident_id: str) -> None:
+        """Delete the incident: reads and edits answer 404 from now on, and its idempotency key is free again.
+
+        KeyError for an unknown incident.
+        """
+        with self._lock:
+            incident = self._find(incident_id, allow_number=True)
+            if incident is None:
+                raise KeyError(incident_id)
+            del self._by_id[incident["id"]]
+            self._idempotency = {key: found for key, found in self._idempotency.items() if found != incident["id"]}
 
     def get(self, incident_id: str) -> dict[str, Any]:
         """One incident by ID or by the numeric part of its reference; KeyError when there is none."""
@@ -114,13 +181,8 @@ class IncidentBook:
 
     def _find(self, incident_id: str, *, allow_number: bool) -> dict[str, Any] | None:
         found = self._by_id.get(incident_id)
-        if (
-            found is None
-            and allow_number
-            and incident_id.isdigit()
-            and 0 < int(incident_id) <= len(self._incidents)
-        ):
-            found = self._incidents[int(incident_id) - 1]
+        if found is None and allow_number and incident_id.isdigit():
+            found = self._by_id.get(self._by_number.get(int(incident_id), ""))
         return found
 
     def _status(self, status_id: str, field: str) -> IncidentStatusSeed:
@@ -141,12 +203,12 @@ class IncidentBook:
             return self._by_id[existing_id]
         severity_id = body.get("severity_id")
         if severity_id is None and self._config.severity_required:
-            raise ApiError(
-                422, [error("is_required", "A severity is required to open an incident", "severity_id")]
-            )
+            raise ApiError(422, [error("is_required", "A severity is required to open an incident", "severity_id")])
         severity = self._severity(severity_id, "severity_id") if severity_id is not None else None
         status = self._status(body.get("incident_status_id", INVESTIGATING_STATUS_ID), "incident_status_id")
-        number = len(self._incidents) + 1
+        field_values = checked_entries(self._config.custom_fields, body.get("custom_field_entries", []), "")
+        self._created += 1
+        number = self._created
         now = wall_timestamp()
         incident: dict[str, Any] = {
             "id": incident_id(number),
@@ -157,7 +219,7 @@ class IncidentBook:
             "visibility": body["visibility"],
             "incident_status": status_body(status),
             "creator": {"api_key": {"id": api_key_id(key.name), "name": key.name}},
-            "custom_field_entries": [],
+            "custom_field_entries": entries_body(self._config.custom_fields, field_values),
             "incident_role_assignments": [],
             "incident_timestamp_values": [],
             "duration_metrics": [],
@@ -172,22 +234,28 @@ class IncidentBook:
             incident["summary"] = body["summary"]
         if severity is not None:
             incident["severity"] = severity_body(severity)
-        self._incidents.append(incident)
         self._by_id[incident["id"]] = incident
+        self._by_number[number] = incident["id"]
         self._idempotency[body["idempotency_key"]] = incident["id"]
+        self._field_values[incident["id"]] = field_values
+        self._edits[incident["id"]] = []
         return incident
 
     def _edit(self, incident: dict[str, Any], body: dict[str, Any], key: ApiKeyConfig) -> dict[str, Any]:
         changes: dict[str, Any] = body["incident"]
         updates: dict[str, Any] = {}
         if "severity_id" in changes:
-            updates["severity"] = severity_body(
-                self._severity(changes["severity_id"], "incident.severity_id")
-            )
+            updates["severity"] = severity_body(self._severity(changes["severity_id"], "incident.severity_id"))
         if "incident_status_id" in changes:
             status = self._status(changes["incident_status_id"], "incident.incident_status_id")
+            self._check_status_change(incident, status)
             self._check_close_allowed(incident, status, key)
             updates["incident_status"] = status_body(status)
+        values = self._field_values[incident["id"]]
+        if "custom_field_entries" in changes:
+            entries = changes["custom_field_entries"]
+            values = {**values, **checked_entries(self._config.custom_fields, entries, "incident.")}
+            updates["custom_field_entries"] = entries_body(self._config.custom_fields, values)
         for field in ("name", "summary", "call_url"):
             if field in changes:
                 updates[field] = changes[field]
@@ -195,11 +263,28 @@ class IncidentBook:
             updates["slack_channel_name"] = changes["slack_channel_name_override"]
         incident.update(updates)
         incident["updated_at"] = wall_timestamp()
+        self._field_values[incident["id"]] = values
+        self._edits[incident["id"]].append(
+            IncidentEdit(
+                incident["id"], copy.deepcopy(changes), body["notify_incident_channel"], key.name, self._clock()
+            )
+        )
         return incident
 
-    def _check_close_allowed(
-        self, incident: dict[str, Any], status: IncidentStatusSeed, key: ApiKeyConfig
-    ) -> None:
+    def _check_status_change(self, incident: dict[str, Any], status: IncidentStatusSeed) -> None:
+        """Modelled, not documented by incident.io: an incident that has ended keeps the status that ended it.
+
+        Setting the status it already has is accepted, so a retried close whose answer was lost succeeds.
+        """
+        current = incident["incident_status"]
+        if current["category"] in TERMINAL_CATEGORIES and status.id != current["id"]:
+            message = (
+                f"Incident {incident['reference']} is {current['name']} ({current['category']}), which ends an "
+                f"incident: its status can no longer be changed to {status.name} ({status.category})"
+            )
+            raise invalid(message, "incident.incident_status_id")
+
+    def _check_close_allowed(self, incident: dict[str, Any], status: IncidentStatusSeed, key: ApiKeyConfig) -> None:
         role = self._config.close_requires_role
         closing = status.category == "closed" and incident["incident_status"]["category"] != "closed"
         if closing and role is not None and role not in key.roles:

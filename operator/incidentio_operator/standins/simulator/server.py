@@ -15,8 +15,12 @@ from typing import Any
 
 from aiohttp import web
 
+from incidentio_operator.standins.simulator import organisation
 from incidentio_operator.standins.simulator.admin import add_admin_routes
-from incidentio_operator.standins.simulator.config import ApiKeyConfig, SimulatorConfig
+from incidentio_operator.standins.simulator.alerts import AlertBook, HeartbeatState, ReceivedAlertEvent, SimulatedAlert
+from incidentio_operator.standins.simulator.auth import authenticate_key, authenticate_source, authorize
+from incidentio_operator.standins.simulator.config import AlertSourceConfig, ApiKeyConfig, SimulatorConfig
+from incidentio_operator.standins.simulator.customfields import options_page
 from incidentio_operator.standins.simulator.envelope import (
     ERROR_TYPES,
     TOO_MANY_REQUESTS_MESSAGE,
@@ -26,27 +30,26 @@ from incidentio_operator.standins.simulator.envelope import (
     not_found,
 )
 from incidentio_operator.standins.simulator.faults import Fault, Faults
-from incidentio_operator.standins.simulator.incidents import (
-    IncidentBook,
-    severity_body,
-    status_body,
-)
+from incidentio_operator.standins.simulator.incidents import IncidentBook, IncidentEdit
 from incidentio_operator.standins.simulator.ratelimit import RateLimiter, retry_after_header, rfc3339
 from incidentio_operator.standins.simulator.spec import OPERATIONS, Operation
 
 logger = logging.getLogger(__name__)
 
-DASHBOARD_URL = "https://app.incident.io/simulated"
 # How long stop() lets in-flight requests finish; hung and slow requests are released at once on stop.
 SHUTDOWN_GRACE_SECONDS = 2.0
 
-# An operation's work once the request is authenticated, authorised and valid: (status, JSON body).
-Handler = Callable[[web.Request, Any, ApiKeyConfig], tuple[int, str]]
+Caller = ApiKeyConfig | AlertSourceConfig
+# An operation's work once the caller is authenticated and authorised and the body is valid: the status and
+# the JSON body (None for an answer without one).
+Handler = Callable[[web.Request, Any, Caller], tuple[int, str | None]]
 
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request as the simulator saw it. ``key_name`` is the key's configured name, never the key."""
+    """One request as the simulator saw it, by names only: ``key_name`` is the API key's configured name
+    and ``alert_source_id`` the alert source a token-authenticated request was for, never a secret.
+    """
 
     method: str
     path: str
@@ -55,34 +58,56 @@ class RecordedRequest:
     status: int
     key_name: str | None
     at: float
+    alert_source_id: str | None = None
 
 
 class Simulator:
-    """A local incident.io: start it, point a client at ``url``, inspect ``incidents`` and ``requests``."""
+    """A local incident.io: start it, point a client at ``url``, inspect ``incidents`` and ``requests``.
 
-    def __init__(
-        self, config: SimulatorConfig | None = None, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    Inspection (safe from any thread): ``incidents``, ``incident(id)``, ``incident_edits(id)``,
+    ``requests``, ``alert_events(source_id)``, ``alerts(source_id)``, ``heartbeat(source_id)``.
+    A responder's moves: ``set_incident_status(id, status_id=|category=)``, ``delete_incident(id)``.
+    """
+
+    def __init__(self, config: SimulatorConfig | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config if config is not None else SimulatorConfig()
         self.faults = Faults()
         self._clock = clock
         self._limiter = RateLimiter(clock)
-        self._incidents = IncidentBook(self.config)
+        self._source_limiter = RateLimiter(clock)
+        self._incidents = IncidentBook(self.config, clock)
+        self._alerts = AlertBook()
         # Handlers run on the server's loop while tests read from other threads.
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._stopping: asyncio.Event | None = None
+        config = self.config
         self._handlers: dict[str, Handler] = {
-            "identity": self._identity,
-            "list_incident_statuses": self._list_incident_statuses,
-            "list_severities": self._list_severities,
-            "create_incident": lambda request, body, key: (200, self._incidents.create(body, key)),
+            "identity": lambda request, body, key: (200, json.dumps(organisation.identity(_key(key)))),
+            "list_incident_statuses": lambda request, body, key: (
+                200,
+                json.dumps(organisation.incident_statuses(config)),
+            ),
+            "list_severities": lambda request, body, key: (200, json.dumps(organisation.severities(config))),
+            "create_incident": lambda request, body, key: (200, self._incidents.create(body, _key(key))),
             "show_incident": lambda request, body, key: (200, self._incidents.show(request.match_info["id"])),
             "edit_incident": lambda request, body, key: (
                 200,
-                self._incidents.edit(request.match_info["id"], body, key),
+                self._incidents.edit(request.match_info["id"], body, _key(key)),
+            ),
+            "show_alert_source": lambda request, body, key: (
+                200,
+                json.dumps(organisation.alert_source(config, request.match_info["id"], self.url)),
+            ),
+            "create_alert_event": self._create_alert_event,
+            "ping_heartbeat": self._ping_heartbeat,
+            "ping_heartbeat_get": self._ping_heartbeat,
+            "list_custom_fields": lambda request, body, key: (200, json.dumps(organisation.custom_fields(config))),
+            "list_custom_field_options": lambda request, body, key: (
+                200,
+                json.dumps(options_page(config.custom_fields, dict(request.query))),
             ),
         }
 
@@ -138,6 +163,15 @@ class Simulator:
         with self._lock:
             self.config.keys.pop(key, None)
 
+    def set_alert_source(self, source: AlertSourceConfig) -> None:
+        """Add an alert source, or replace the one with its ID (a token rotation, say)."""
+        with self._lock:
+            self.config.alert_sources[source.id] = source
+
+    def remove_alert_source(self, source_id: str) -> None:
+        with self._lock:
+            self.config.alert_sources.pop(source_id, None)
+
     @property
     def incidents(self) -> list[dict[str, Any]]:
         return self._incidents.all()
@@ -145,6 +179,38 @@ class Simulator:
     def incident(self, incident_id: str) -> dict[str, Any]:
         """One incident by ID or by the numeric part of its reference; KeyError when there is none."""
         return self._incidents.get(incident_id)
+
+    def incident_edits(self, incident_id: str) -> list[IncidentEdit]:
+        """The edits incident.io accepted for this incident, oldest first; KeyError if it never existed."""
+        return self._incidents.edits(incident_id)
+
+    def set_incident_status(
+        self, incident_id: str, *, status_id: str | None = None, category: str | None = None
+    ) -> dict[str, Any]:
+        """A responder moves the incident to a status (by ID, or by category); returns the incident.
+
+        KeyError for an unknown incident, ValueError for an unknown status or category.
+        """
+        return self._incidents.set_status(incident_id, status_id=status_id, category=category)
+
+    def delete_incident(self, incident_id: str) -> None:
+        """A responder deletes the incident: GET and edit answer 404 from now on. KeyError if unknown."""
+        self._incidents.delete(incident_id)
+
+    def alert_events(self, source_id: str) -> list[ReceivedAlertEvent]:
+        """The alert events the source accepted, in the order they came."""
+        return self._alerts.events(source_id)
+
+    def alerts(self, source_id: str) -> list[SimulatedAlert]:
+        """The source's alerts, oldest first: at most one firing per deduplication key."""
+        return self._alerts.alerts(source_id)
+
+    def heartbeat(self, source_id: str) -> HeartbeatState:
+        """A heartbeat source's pings and whether it is missed now; KeyError if there is no such heartbeat."""
+        source = self.config.alert_sources.get(source_id)
+        if source is None or source.heartbeat is None:
+            raise KeyError(source_id)
+        return self._alerts.heartbeat(source, self._clock())
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -174,67 +240,64 @@ class Simulator:
                 body = json.loads(raw)
             except ValueError:
                 body, malformed = raw, True
-        key: ApiKeyConfig | None = None
+        caller: Caller | None = None
+        text: str | None
         try:
-            key = self._authenticate(request)
-            headers.update(self._rate_limit(key))
-            self._authorize(operation, key)
+            caller = self._authenticate(operation, request)
+            headers.update(self._rate_limit(operation, caller))
+            if isinstance(caller, ApiKeyConfig):
+                authorize(operation, caller)
             fault = self.faults.take(operation.name)
             if fault is not None:
-                await self._before_operation(fault, key)
+                await self._before_operation(fault, caller)
             if malformed:
                 raise ApiError(400, [error("invalid_json", "The request body is not valid JSON")])
             if operation.request_schema is not None:
                 check_body(operation.request_schema, body)
-            status, text = self._handlers[operation.name](request, body, key)
+            status, text = self._handlers[operation.name](request, body, caller)
             if fault is not None and fault.kind == "lose_response":
                 raise ApiError(fault.status, [error("bad_gateway", "The response was lost on its way back")])
         except ApiError as failure:
             status, text = failure.status, json.dumps(failure.envelope(request_id))
             headers.update(failure.headers)
-        self._record(request, operation.name, body, status, key.name if key else None)
+        self._record(request, operation.name, body, status, caller)
+        if text is None:
+            return web.Response(status=status, headers=headers)
         return web.Response(status=status, text=text, content_type="application/json", headers=headers)
 
-    def _authenticate(self, request: web.Request) -> ApiKeyConfig:
-        header = request.headers.get("Authorization", "")
-        if not header.strip():
-            raise ApiError(
-                401,
-                [error("missing_authorization_material", "No authorization material provided in request")],
-            )
-        scheme, _, token = header.strip().partition(" ")
-        key = self.config.keys.get(token.strip()) if scheme.lower() == "bearer" else None
-        if key is None:
-            raise ApiError(
-                401,
-                [
-                    error(
-                        "invalid_authorization_material",
-                        "The API key provided is not valid, or has been revoked",
-                    )
-                ],
-            )
-        return key
+    def _authenticate(self, operation: Operation, request: web.Request) -> Caller:
+        if operation.auth == "alert_source":
+            source_type = "http" if operation.name == "create_alert_event" else "heartbeat"
+            return authenticate_source(request, self.config.alert_sources, source_type)
+        return authenticate_key(request, self.config.keys)
 
-    def _rate_limit(self, key: ApiKeyConfig) -> dict[str, str]:
+    def _rate_limit(self, operation: Operation, caller: Caller) -> dict[str, str]:
+        """Spend a token of the caller's bucket: the API key's, or the alert source's for alert events."""
         config = self.config
-        if config.rate_limit_per_minute is None:
+        if isinstance(caller, ApiKeyConfig):
+            limiter, bucket = self._limiter, caller.name
+            limit, refill = config.rate_limit_per_minute, config.refill_per_second
+        elif operation.name == "create_alert_event":
+            limiter, bucket = self._source_limiter, caller.id
+            limit, refill = config.alert_events_per_minute, config.alert_events_refill_per_second
+        else:
             return {}
-        decision = self._limiter.take(key.name, config.rate_limit_per_minute, config.refill_per_second)
+        if limit is None:
+            return {}
+        decision = limiter.take(bucket, limit, refill)
         wall_now = time.time()
-        headers = decision.headers(wall_now)
+        # incident.io documents its X-RateLimit headers for API-key requests only; a 429 says Retry-After always.
+        headers = decision.headers(wall_now) if isinstance(caller, ApiKeyConfig) else {}
         if decision.allowed:
             return headers
-        headers["Retry-After"] = retry_after_header(
-            decision.seconds_until_next, config.retry_after_form, wall_now
-        )
+        headers["Retry-After"] = retry_after_header(decision.seconds_until_next, config.retry_after_form, wall_now)
         raise ApiError(
             429,
             [error("too_many_requests", TOO_MANY_REQUESTS_MESSAGE)],
             headers=headers,
             extra={
                 "rate_limit": {
-                    "name": key.name,
+                    "name": caller.name,
                     "limit": decision.limit,
                     "remaining": decision.remaining,
                     "retry_after": rfc3339(wall_now + decision.seconds_until_next),
@@ -242,20 +305,7 @@ class Simulator:
             },
         )
 
-    def _authorize(self, operation: Operation, key: ApiKeyConfig) -> None:
-        role = operation.required_role
-        if role is not None and role not in key.roles:
-            raise ApiError(
-                403,
-                [
-                    error(
-                        "missing_role",
-                        f"This API key is missing the '{role}' role, which {operation.name} requires",
-                    )
-                ],
-            )
-
-    async def _before_operation(self, fault: Fault, key: ApiKeyConfig) -> None:
+    async def _before_operation(self, fault: Fault, caller: Caller) -> None:
         if fault.kind in ("hang", "slow"):
             await self._wait_unless_stopping(fault.seconds)
         if fault.kind == "hang":
@@ -265,9 +315,14 @@ class Simulator:
             extra: dict[str, Any] = {}
             if fault.status == 429:
                 wait = int(fault.retry_after) if fault.retry_after and fault.retry_after.isdigit() else 1
+                limit = (
+                    self.config.rate_limit_per_minute
+                    if isinstance(caller, ApiKeyConfig)
+                    else self.config.alert_events_per_minute
+                )
                 extra["rate_limit"] = {
-                    "name": key.name,
-                    "limit": self.config.rate_limit_per_minute or 0,
+                    "name": caller.name,
+                    "limit": limit or 0,
                     "remaining": 0,
                     "retry_after": rfc3339(time.time() + wait),
                 }
@@ -286,38 +341,35 @@ class Simulator:
         except TimeoutError:
             pass
 
-    def _record(
-        self, request: web.Request, operation: str, body: Any, status: int, key_name: str | None
-    ) -> None:
+    def _record(self, request: web.Request, operation: str, body: Any, status: int, caller: Caller | None) -> None:
+        key_name = caller.name if isinstance(caller, ApiKeyConfig) else None
+        source_id = caller.id if isinstance(caller, AlertSourceConfig) else None
+        # request.path leaves out the query string, where an alert source's token may be.
         entry = RecordedRequest(
-            request.method, request.path, operation, body, status, key_name, self._clock()
+            request.method, request.path, operation, body, status, key_name, self._clock(), source_id
         )
         with self._lock:
             self._requests.append(entry)
         logger.debug("%s %s -> %d (%s, key %s)", entry.method, entry.path, status, operation, key_name)
 
-    # --- the organisation's settings -------------------------------------------------------------------
+    # --- alert sources ------------------------------------------------------------------------------------
 
-    def _identity(self, request: web.Request, body: Any, key: ApiKeyConfig) -> tuple[int, str]:
-        identity = {
-            "name": key.name,
-            "roles": sorted(key.roles),
-            "dashboard_url": DASHBOARD_URL,
-            "team_roles": [],
-            "teams": [],
-        }
-        return 200, json.dumps({"identity": identity})
+    def _create_alert_event(self, request: web.Request, body: Any, source: Caller) -> tuple[int, str | None]:
+        assert isinstance(source, AlertSourceConfig)
+        return 202, json.dumps(self._alerts.receive(source, body, self._clock()))
 
-    def _list_incident_statuses(self, request: web.Request, body: Any, key: ApiKeyConfig) -> tuple[int, str]:
-        statuses = [status_body(status) for status in self.config.incident_statuses]
-        return 200, json.dumps({"incident_statuses": statuses})
-
-    def _list_severities(self, request: web.Request, body: Any, key: ApiKeyConfig) -> tuple[int, str]:
-        return 200, json.dumps({"severities": [severity_body(s) for s in self.config.severities]})
+    def _ping_heartbeat(self, request: web.Request, body: Any, source: Caller) -> tuple[int, str | None]:
+        assert isinstance(source, AlertSourceConfig)
+        self._alerts.ping(source, self._clock())
+        return 204, None
 
     async def _unknown_route(self, request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4())
         failure = not_found(f"No route for {request.method} {request.path}")
-        return web.json_response(
-            failure.envelope(request_id), status=404, headers={"X-Request-Id": request_id}
-        )
+        return web.json_response(failure.envelope(request_id), status=404, headers={"X-Request-Id": request_id})
+
+
+def _key(caller: Caller) -> ApiKeyConfig:
+    # Operations routed with auth "api_key" are only ever called with one.
+    assert isinstance(caller, ApiKeyConfig)
+    return caller
