@@ -147,13 +147,14 @@ class AlertBook:
                 )
             return
         alert = alerts[index]
+        # An event updates the title, and whichever of the optional fields it carries.
         alerts[index] = replace(
             alert,
             status=event.status,
             title=event.title,
-            description=event.description,
-            metadata=event.metadata,
-            source_url=event.source_url,
+            description=event.description if event.description is not None else alert.description,
+            metadata=event.metadata if event.metadata is not None else alert.metadata,
+            source_url=event.source_url if event.source_url is not None else alert.source_url,
             event_count=alert.event_count + 1,
             updated_at=event.at,
             resolved_at=event.at if event.status == "resolved" else None,
