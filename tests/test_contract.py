@@ -1,4 +1,4 @@
-"""Contract: every kind of answer the simulator gives validates against the incident.io spec subset."""
+"""Contract: every answer the simulator gives and every request the client sends validate against the spec subset."""
 
 from __future__ import annotations
 
@@ -16,6 +16,19 @@ import pytest
 import referencing
 import referencing.jsonschema
 
+from incidentio_operator.incidentio import (
+    Account,
+    AlertEvent,
+    AlertSourceAccount,
+    AlertSourceToken,
+    ApiKey,
+    CreateIncidentRequest,
+    CustomFieldEntryPayload,
+    CustomFieldValuePayload,
+    EditIncidentRequest,
+    IncidentIoClient,
+)
+from incidentio_operator.incidentio.client import OPTIONS_PAGE_SIZE
 from incidentio_operator.standins.simulator import (
     CLOSED_STATUS_ID,
     CUSTOM_FIELD_AFFECTED_ROWS_ID,
@@ -385,3 +398,74 @@ async def test_every_new_error_envelope_matches_the_documented_error_schema(
     simulator.delete_incident(created["id"])
     assert_error(await http.get(f"/v2/incidents/{created['id']}"), 404)
     assert_error(await http.post(f"/v2/incidents/{created['id']}/actions/edit", json=reopen), 404)
+
+
+# --- what the client sends ----------------------------------------------------------------------------------
+
+
+async def test_every_request_the_client_sends_validates_against_the_spec_request_schema(simulator: Simulator) -> None:
+    account = Account(base_url=simulator.url, api_key=ApiKey(KEY))
+    source = AlertSourceAccount(simulator.url, SOURCE_ID, AlertSourceToken(SOURCE_TOKEN))
+    heartbeat = AlertSourceAccount(simulator.url, HEARTBEAT_ID, AlertSourceToken(HEARTBEAT_TOKEN))
+    entries = tuple(
+        CustomFieldEntryPayload(
+            entry["custom_field_id"],
+            tuple(CustomFieldValuePayload(**value) for value in entry["values"]),
+        )
+        for entry in every_entry()
+    )
+    async with IncidentIoClient() as client:
+        await client.identity(account)
+        await client.list_incident_statuses(account)
+        await client.list_severities(account)
+        for field in await client.list_custom_fields(account):
+            await client.list_custom_field_options(account, field.id)
+        await client.get_alert_source(account, SOURCE_ID)
+        await client.create_incident(account, CreateIncidentRequest("contract-a", "n"))
+        created = await client.create_incident(
+            account,
+            CreateIncidentRequest(
+                "contract-b",
+                "n",
+                visibility="private",
+                mode="test",
+                summary="s",
+                severity_id=SEVERITY_MINOR_ID,
+                custom_field_entries=entries,
+            ),
+        )
+        await client.get_incident(account, created.id)
+        every_field = EditIncidentRequest(
+            name="n2",
+            summary="s2",
+            severity_id=SEVERITY_MINOR_ID,
+            incident_status_id=INVESTIGATING_STATUS_ID,
+            custom_field_entries=(*entries[:1], CustomFieldEntryPayload(CUSTOM_FIELD_RUNBOOK_ID)),
+            notify_incident_channel=True,
+        )
+        await client.edit_incident(account, created.id, every_field)
+        await client.edit_incident(account, created.id, EditIncidentRequest(incident_status_id=CLOSED_STATUS_ID))
+        await client.create_alert_event(source, AlertEvent(status="firing", title="t", deduplication_key="k"))
+        full = AlertEvent(
+            status="firing", title="t", deduplication_key="k", description="d", metadata={"m": [1]}, source_url="u"
+        )
+        await client.create_alert_event(source, full)
+        await client.create_alert_event(source, AlertEvent(status="resolved", title="t", deduplication_key="k"))
+        await client.ping_heartbeat(heartbeat)
+
+    sent = simulator.requests
+    assert {request.operation for request in sent} == set(OPERATIONS) - {"ping_heartbeat_get"}
+    for request in sent:
+        assert request.status < 400, request
+        schema = SIMULATED[request.operation].request_schema
+        if schema is None:
+            assert request.body is None, request
+        else:
+            assert_matches(schema, request.body)
+
+
+def test_the_clients_options_page_size_is_within_the_spec_maximum() -> None:
+    parameters = SUBSET["paths"]["/v1/custom_field_options"]["get"]["parameters"]
+    page_size = next(parameter for parameter in parameters if parameter["name"] == "page_size")
+
+    assert 1 <= OPTIONS_PAGE_SIZE <= page_size["schema"]["maximum"]
