@@ -49,14 +49,9 @@ def field_body(seed: CustomFieldSeed) -> dict[str, Any]:
 
 
 def type_info_body(seed: CustomFieldSeed) -> dict[str, Any]:
-    """CustomFieldTypeInfoV2, the field as an incident's custom_field_entries name it."""
-    return {
-        "id": seed.id,
-        "name": seed.name,
-        "description": seed.description,
-        "field_type": seed.field_type,
-        "options": [option_body(seed.id, option) for option in sorted_options(seed)],
-    }
+    """CustomFieldTypeInfoV2, the field as an incident's custom_field_entries name it: no times, its options."""
+    body = {key: value for key, value in field_body(seed).items() if key not in ("created_at", "updated_at")}
+    return {**body, "options": [option_body(seed.id, option) for option in sorted_options(seed)]}
 
 
 def sorted_options(seed: CustomFieldSeed) -> list[CustomFieldOptionSeed]:

@@ -83,25 +83,11 @@ OPERATIONS: dict[str, Operation] = {
             auth="alert_source",
         ),
         # The spec's "Heartbeat V2#Ping" and "#Ping#1": the same ping, sent as POST or GET.
-        Operation(
-            "ping_heartbeat",
-            "POST",
-            "/v2/heartbeat/{alert_source_config_id}/ping",
-            None,
-            None,
-            204,
-            None,
-            auth="alert_source",
-        ),
-        Operation(
-            "ping_heartbeat_get",
-            "GET",
-            "/v2/heartbeat/{alert_source_config_id}/ping",
-            None,
-            None,
-            204,
-            None,
-            auth="alert_source",
+        *(
+            Operation(
+                name, method, "/v2/heartbeat/{alert_source_config_id}/ping", None, None, 204, None, "alert_source"
+            )
+            for name, method in (("ping_heartbeat", "POST"), ("ping_heartbeat_get", "GET"))
         ),
         Operation("list_custom_fields", "GET", "/v2/custom_fields", "viewer", None, 200, "CustomFieldsListResultV2"),
         Operation(
