@@ -86,8 +86,8 @@ class IncidentEdit:
 class IncidentBook:
     """Every incident of the organisation; safe to use from the server's loop and from test threads."""
 
-    def __init__(self, config: SimulatorConfig, clock: Callable[[], float]) -> None:
-        self._config = config
+    def __init__(self, config: Callable[[], SimulatorConfig], clock: Callable[[], float]) -> None:
+        self._config_of = config
         self._clock = clock
         self._lock = threading.Lock()
         self._by_id: dict[str, dict[str, Any]] = {}
@@ -96,6 +96,10 @@ class IncidentBook:
         self._idempotency: dict[str, str] = {}
         self._field_values: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self._edits: dict[str, list[IncidentEdit]] = {}
+
+    @property
+    def _config(self) -> SimulatorConfig:
+        return self._config_of()
 
     # --- inspection ------------------------------------------------------------------------------------
 

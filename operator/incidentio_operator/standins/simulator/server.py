@@ -40,9 +40,6 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 2.0
 
 Caller = ApiKeyConfig | AlertSourceConfig
-# An operation's work once the caller is authenticated and authorised and the body is valid: the status and
-# the JSON body (None for an answer without one).
-Handler = Callable[[web.Request, Any, Caller], tuple[int, str | None]]
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,8 @@ class Simulator:
         self._clock = clock
         self._limiter = RateLimiter(clock)
         self._source_limiter = RateLimiter(clock)
-        self._incidents = IncidentBook(self.config, clock)
+        # The books read the configuration at each call, as the handlers do: tests change it while serving.
+        self._incidents = IncidentBook(lambda: self.config, clock)
         self._alerts = AlertBook()
         # Handlers run on the server's loop while tests read from other threads.
         self._lock = threading.Lock()
@@ -83,33 +81,6 @@ class Simulator:
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._stopping: asyncio.Event | None = None
-        config = self.config
-        self._handlers: dict[str, Handler] = {
-            "identity": lambda request, body, key: (200, json.dumps(organisation.identity(_key(key)))),
-            "list_incident_statuses": lambda request, body, key: (
-                200,
-                json.dumps(organisation.incident_statuses(config)),
-            ),
-            "list_severities": lambda request, body, key: (200, json.dumps(organisation.severities(config))),
-            "create_incident": lambda request, body, key: (200, self._incidents.create(body, _key(key))),
-            "show_incident": lambda request, body, key: (200, self._incidents.show(request.match_info["id"])),
-            "edit_incident": lambda request, body, key: (
-                200,
-                self._incidents.edit(request.match_info["id"], body, _key(key)),
-            ),
-            "show_alert_source": lambda request, body, key: (
-                200,
-                json.dumps(organisation.alert_source(config, request.match_info["id"], self.url)),
-            ),
-            "create_alert_event": self._create_alert_event,
-            "ping_heartbeat": self._ping_heartbeat,
-            "ping_heartbeat_get": self._ping_heartbeat,
-            "list_custom_fields": lambda request, body, key: (200, json.dumps(organisation.custom_fields(config))),
-            "list_custom_field_options": lambda request, body, key: (
-                200,
-                json.dumps(options_page(config.custom_fields, dict(request.query))),
-            ),
-        }
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -254,7 +225,7 @@ class Simulator:
                 raise ApiError(400, [error("invalid_json", "The request body is not valid JSON")])
             if operation.request_schema is not None:
                 check_body(operation.request_schema, body)
-            status, text = self._handlers[operation.name](request, body, caller)
+            status, text = self._answer(operation.name, request, body, caller)
             if fault is not None and fault.kind == "lose_response":
                 raise ApiError(fault.status, [error("bad_gateway", "The response was lost on its way back")])
         except ApiError as failure:
@@ -350,26 +321,42 @@ class Simulator:
         )
         with self._lock:
             self._requests.append(entry)
-        logger.debug("%s %s -> %d (%s, key %s)", entry.method, entry.path, status, operation, key_name)
+        caller_name = f"alert source {source_id}" if source_id else f"key {key_name}"
+        logger.debug("%s %s -> %d (%s, %s)", entry.method, entry.path, status, operation, caller_name)
 
-    # --- alert sources ------------------------------------------------------------------------------------
+    # --- the operations ---------------------------------------------------------------------------------
 
-    def _create_alert_event(self, request: web.Request, body: Any, source: Caller) -> tuple[int, str | None]:
-        assert isinstance(source, AlertSourceConfig)
-        return 202, json.dumps(self._alerts.receive(source, body, self._clock()))
-
-    def _ping_heartbeat(self, request: web.Request, body: Any, source: Caller) -> tuple[int, str | None]:
-        assert isinstance(source, AlertSourceConfig)
-        self._alerts.ping(source, self._clock())
-        return 204, None
+    def _answer(self, operation: str, request: web.Request, body: Any, caller: Caller) -> tuple[int, str | None]:
+        """The work of an authenticated, authorised, valid request: its status and JSON body (None for 204)."""
+        config, path = self.config, request.match_info
+        if isinstance(caller, AlertSourceConfig):
+            if operation == "create_alert_event":
+                return 202, json.dumps(self._alerts.receive(caller, body, self._clock()))
+            self._alerts.ping(caller, self._clock())
+            return 204, None
+        match operation:
+            case "create_incident":
+                return 200, self._incidents.create(body, caller)
+            case "show_incident":
+                return 200, self._incidents.show(path["id"])
+            case "edit_incident":
+                return 200, self._incidents.edit(path["id"], body, caller)
+            case "identity":
+                answer = organisation.identity(caller)
+            case "list_incident_statuses":
+                answer = organisation.incident_statuses(config)
+            case "list_severities":
+                answer = organisation.severities(config)
+            case "show_alert_source":
+                answer = organisation.alert_source(config, path["id"], self.url)
+            case "list_custom_fields":
+                answer = organisation.custom_fields(config)
+            case _:
+                answer = options_page(config.custom_fields, dict(request.query))
+        return 200, json.dumps(answer)
 
     async def _unknown_route(self, request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4())
         failure = not_found(f"No route for {request.method} {request.path}")
         return web.json_response(failure.envelope(request_id), status=404, headers={"X-Request-Id": request_id})
 
-
-def _key(caller: Caller) -> ApiKeyConfig:
-    # Operations routed with auth "api_key" are only ever called with one.
-    assert isinstance(caller, ApiKeyConfig)
-    return caller
