@@ -8,14 +8,23 @@ from typing import Any
 import pytest
 
 from incidentio_operator.incidentio import (
+    TERMINAL_STATUS_CATEGORIES,
+    AlertEvent,
+    AlertEventAccepted,
+    AlertSource,
+    AlertSourceHeartbeat,
     CreateIncidentRequest,
+    CustomField,
+    CustomFieldEntryPayload,
+    CustomFieldOption,
+    CustomFieldValuePayload,
     EditIncidentRequest,
     Identity,
     Incident,
     IncidentStatus,
     Severity,
 )
-from incidentio_operator.incidentio.models import ResponseShapeError
+from incidentio_operator.incidentio.parsing import ResponseShapeError, list_of
 from incidentio_operator.standins.simulator.spec import load_subset, validator
 
 
@@ -34,7 +43,7 @@ def test_identity_from_the_spec_example() -> None:
 
 
 def test_incident_statuses_from_the_spec_example() -> None:
-    statuses = IncidentStatus.list_from_json(example("/v1/incident_statuses", "get"))
+    statuses = list_of(example("/v1/incident_statuses", "get"), "incident_statuses", IncidentStatus.from_json)
 
     assert [(s.id, s.name, s.category, s.rank) for s in statuses] == [
         ("01FCNDV6P870EA6S7TK1DSYD5H", "Closed", "triage", 4)
@@ -43,7 +52,7 @@ def test_incident_statuses_from_the_spec_example() -> None:
 
 
 def test_severities_from_the_spec_example() -> None:
-    severities = Severity.list_from_json(example("/v1/severities", "get"))
+    severities = list_of(example("/v1/severities", "get"), "severities", Severity.from_json)
 
     assert severities == [
         Severity(id="01FCNDV6P870EA6S7TK1DSYDG0", name="Minor", rank=1, description="Issues with **low impact**.")
@@ -123,9 +132,9 @@ def test_what_the_product_needs_is_required(mutate: Any, problem: str) -> None:
 
 def test_lists_require_their_list() -> None:
     with pytest.raises(ResponseShapeError, match="severities"):
-        Severity.list_from_json({"severity": []})
+        list_of({"severity": []}, "severities", Severity.from_json)
     with pytest.raises(ResponseShapeError, match="response"):
-        IncidentStatus.list_from_json(["not", "an", "object"])
+        list_of(["not", "an", "object"], "incident_statuses", IncidentStatus.from_json)
 
 
 def test_create_request_omits_unset_fields_and_validates_against_the_spec() -> None:
@@ -159,3 +168,107 @@ def test_edit_request_always_carries_incident_and_notify_and_validates_against_t
     assert nothing.to_json() == {"incident": {}, "notify_incident_channel": False}
     for request in (close, nothing, EditIncidentRequest(severity_id="s", summary="x", name="y")):
         validator("IncidentsEditPayloadV2").validate(request.to_json())
+
+
+def example_of(path: str, method: str, status: str) -> dict[str, Any]:
+    operation = load_subset()["paths"][path][method]
+    body: dict[str, Any] = operation["responses"][status]["content"]["application/json"]["example"]
+    return copy.deepcopy(body)
+
+
+def test_an_alert_source_from_the_spec_example_keeps_no_secret() -> None:
+    body = example("/v2/alert_sources/{id}", "get")
+
+    source = AlertSource.from_json(body)
+
+    assert (source.id, source.name, source.source_type) == (
+        "01GW2G3V0S59R238FAHPDS1R66",
+        "Production Web Dashboard Alerts",
+        "alertmanager",
+    )
+    assert not source.is_http
+    assert source.heartbeat == AlertSourceHeartbeat(interval_seconds=60, grace_period_seconds=0, failure_threshold=1)
+    assert body["alert_source"]["secret_token"] not in repr(source)
+
+
+def test_an_alert_source_needs_its_id_and_type() -> None:
+    with pytest.raises(ResponseShapeError, match=r"alert_source\.source_type"):
+        AlertSource.from_json({"alert_source": {"id": "01X"}})
+
+
+def test_the_accepted_alert_event_from_the_spec_example() -> None:
+    body = example_of("/v2/alert_events/http/{alert_source_config_id}", "post", "202")
+
+    assert AlertEventAccepted.from_json(body) == AlertEventAccepted(
+        "success", "Event accepted for processing", "unique-key"
+    )
+
+
+def test_custom_fields_and_options_from_the_spec_examples() -> None:
+    fields = list_of(example("/v2/custom_fields", "get"), "custom_fields", CustomField.from_json)
+    options = list_of(example("/v1/custom_field_options", "get"), "custom_field_options", CustomFieldOption.from_json)
+
+    assert fields == [
+        CustomField(
+            "01FCNDV6P870EA6S7TK1DSYDG0", "Affected Team", "single_select", "Which team is impacted by this issue"
+        )
+    ]
+    assert fields[0].takes_options
+    assert options == [CustomFieldOption("01FCNDV6P870EA6S7TK1DSYDG0", "01FCNDV6P870EA6S7TK1DSYDG0", "Product", 10)]
+
+
+def test_an_incidents_custom_field_entries_from_the_spec_example() -> None:
+    incident = Incident.from_json(example("/v2/incidents/{id}", "get"))
+
+    (entry,) = incident.custom_field_entries
+    assert entry.custom_field.name == "Affected Team"
+    (value,) = entry.values
+    assert value.value_option is not None and value.value_option.value == "Product"
+    assert (value.value_text, value.value_numeric, value.value_link) == (
+        "This is my text field, I hope you like it",
+        "123.456",
+        "https://google.com/",
+    )
+
+
+def test_terminal_status_categories_are_the_spec_categories_that_end_an_incident() -> None:
+    categories = load_subset()["components"]["schemas"]["IncidentStatusV2"]["properties"]["category"]["enum"]
+
+    assert TERMINAL_STATUS_CATEGORIES < set(categories)
+    assert {c for c in categories if IncidentStatus("s", "S", c, 0, None).is_terminal} == {
+        "closed",
+        "declined",
+        "merged",
+        "canceled",
+    }
+
+
+def test_an_alert_event_omits_unset_fields() -> None:
+    minimal = AlertEvent(status="resolved", title="t", deduplication_key="k")
+    full = AlertEvent(
+        status="firing", title="t", deduplication_key="k", description="d", metadata={"a": 1}, source_url="u"
+    )
+
+    assert minimal.to_json() == {"status": "resolved", "title": "t", "deduplication_key": "k"}
+    assert full.to_json() == {
+        **minimal.to_json(),
+        "status": "firing",
+        "description": "d",
+        "metadata": {"a": 1},
+        "source_url": "u",
+    }
+
+
+def test_create_and_edit_carry_custom_field_entries_only_when_set() -> None:
+    entry = CustomFieldEntryPayload("01F", (CustomFieldValuePayload.text("x"), CustomFieldValuePayload.option("01O")))
+
+    assert "custom_field_entries" not in CreateIncidentRequest(idempotency_key="k", name="n").to_json()
+    assert CreateIncidentRequest(idempotency_key="k", name="n", custom_field_entries=(entry,)).to_json()[
+        "custom_field_entries"
+    ] == [{"custom_field_id": "01F", "values": [{"value_text": "x"}, {"value_option_id": "01O"}]}]
+    assert "custom_field_entries" not in EditIncidentRequest(name="n").to_json()["incident"]
+    assert EditIncidentRequest(custom_field_entries=()).to_json()["incident"] == {"custom_field_entries": []}
+    assert EditIncidentRequest(custom_field_entries=(CustomFieldEntryPayload("01F"),)).to_json() == {
+        "incident": {"custom_field_entries": [{"custom_field_id": "01F", "values": []}]},
+        "notify_incident_channel": False,
+    }

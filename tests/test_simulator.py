@@ -469,6 +469,98 @@ def test_cli_serves_the_configured_keys_and_prints_no_secret(tmp_path: Path) -> 
     assert "secret" not in output
 
 
+def test_cli_serves_alert_sources_heartbeats_and_custom_fields_from_file_and_flags(tmp_path: Path) -> None:
+    config_file = tmp_path / "simulator.yaml"
+    config_file.write_text(
+        "keys: [{key: file-secret-abc, name: reader, roles: [viewer]}]\n"
+        "alertSources: [{id: SRC1, name: data alerts, token: src-secret-111}]\n"
+        "heartbeats: [{id: HB1, name: operator, token: hb-secret-222, intervalSeconds: 30, gracePeriodSeconds: 5}]\n"
+        "customFields:\n"
+        "  - {name: Team, fieldType: single_select, options: [Payments, Growth]}\n"
+        "  - {id: 01ASSET, name: Asset, fieldType: text}\n"
+        "alertEventsPerMinute: 2\n"
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "incidentio_operator",
+            "simulator",
+            "--port",
+            "0",
+            "--config",
+            str(config_file),
+            "--alert-source",
+            "SRC2:src-secret-333",
+            "--heartbeat",
+            "HB2:hb-secret-444:10:2",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        first_line = process.stdout.readline()
+        url = first_line.split()[-1]
+        reader = {"Authorization": "Bearer file-secret-abc"}
+        with httpx.Client(base_url=url, timeout=5.0) as http:
+            fields = http.get("/v2/custom_fields", headers=reader).json()["custom_fields"]
+            team = next(field for field in fields if field["name"] == "Team")
+            options = http.get("/v1/custom_field_options", params={"custom_field_id": team["id"]}, headers=reader)
+            shown = http.get("/v2/alert_sources/HB2", headers=reader).json()["alert_source"]
+            event = {"status": "firing", "title": "t", "deduplication_key": "k"}
+            events = [
+                http.post("/v2/alert_events/http/SRC1", json=event, headers={"Authorization": "Bearer src-secret-111"})
+                for _ in range(3)
+            ]
+            flagged = http.post("/v2/alert_events/http/SRC2", json=event, params={"token": "src-secret-333"})
+            ping = http.post("/v2/heartbeat/HB1/ping", headers={"Authorization": "Bearer hb-secret-222"})
+            heartbeat = http.get("/_simulator/heartbeats/HB1").json()["heartbeat"]
+        process.send_signal(signal.SIGTERM)
+        output = first_line + process.stdout.read()
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert [field["name"] for field in fields] == ["Team", "Asset"]
+    assert [option["value"] for option in options.json()["custom_field_options"]] == ["Payments", "Growth"]
+    assert shown["heartbeat_options"]["interval_seconds"] == 10
+    assert shown["heartbeat_options"]["grace_period_seconds"] == 2
+    assert [response.status_code for response in events] == [202, 202, 429]
+    assert flagged.status_code == 202 and ping.status_code == 204
+    assert heartbeat["settings"] == {"interval_seconds": 30, "grace_period_seconds": 5, "failure_threshold": 1}
+    assert len(heartbeat["pings"]) == 1
+    assert process.returncode == 0
+    assert "SRC1" in output and "data alerts" in output and "HB2" in output and "every 10s, grace 2s" in output
+    assert "01ASSET" in output and "Payments, Growth" in output and "2/min per alert source" in output
+    assert "secret" not in output
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ("alertSources: [{id: SRC1, name: x}]", "needs an id and a token"),
+        ("heartbeats: [{id: HB1, token: t, intervalSeconds: 0}]", "interval"),
+        ("customFields: [{name: Team, fieldType: date}]", "fieldType"),
+        ("customFields: [{name: Team, fieldType: text, options: [a]}]", "options go with"),
+    ],
+)
+def test_cli_refuses_a_config_it_cannot_serve(tmp_path: Path, document: str, problem: str) -> None:
+    config_file = tmp_path / "simulator.yaml"
+    config_file.write_text(document + "\n")
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "incidentio_operator", "simulator", "--port", "0", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode != 0
+    assert problem in finished.stderr
+
+
 def test_cli_returns_within_a_bound_after_sigint() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "incidentio_operator", "simulator", "--port", "0", "--no-rate-limit"],

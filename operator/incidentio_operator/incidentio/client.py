@@ -1,4 +1,4 @@
-"""The one incident.io API client: shared HTTP connections, per-key pacing, retries, typed errors."""
+"""The one incident.io API client: shared HTTP connections, pacing per key and per alert source, retries, errors."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
 from incidentio_operator import __version__
-from incidentio_operator.incidentio.account import Account, ApiKey
+from incidentio_operator.incidentio.account import Account, AlertSourceAccount
+from incidentio_operator.incidentio.alertsources import AlertEvent, AlertEventAccepted, AlertSource
+from incidentio_operator.incidentio.customfields import CustomField, CustomFieldOption
 from incidentio_operator.incidentio.errors import (
     IncidentIoError,
     RateLimited,
@@ -32,11 +34,14 @@ from incidentio_operator.incidentio.models import (
     IncidentStatus,
     Severity,
 )
-from incidentio_operator.incidentio.ratelimit import RateLimit, RateLimiter
+from incidentio_operator.incidentio.parsing import list_of
+from incidentio_operator.incidentio.ratelimit import ALERT_SOURCE_RATE_LIMIT, RateLimit, RateLimiter
 from incidentio_operator.incidentio.retry import backoff_delay, parse_retry_after
 from incidentio_operator.incidentio.transport import AiohttpTransport
 
 USER_AGENT = f"incidentio-operator/{__version__}"
+# The most options GET /v1/custom_field_options returns a page (its page_size parameter's maximum in the spec).
+OPTIONS_PAGE_SIZE = 250
 
 logger = logging.getLogger("incidentio_operator.incidentio")
 
@@ -52,7 +57,14 @@ class RequestObserver(Protocol):
 
 
 class IncidentIoClient:
-    """incident.io's API for the operator; one per process, shared by every destination."""
+    """incident.io's API for the operator; one per process, shared by every destination.
+
+    Calls with an API key are paced per key (``rate_limit``), alert events and heartbeat pings per alert
+    source (``alert_source_rate_limit``), each with its own token bucket; a 429 pauses that bucket for
+    its Retry-After. Network errors, timeouts, 429 and 5xx are retried up to ``max_attempts``; other 4xx
+    are raised at once. Every call raises an ``IncidentIoError`` subclass on failure, and the observer
+    hears of each attempt under the call's operation name.
+    """
 
     def __init__(
         self,
@@ -60,6 +72,7 @@ class IncidentIoClient:
         timeout: float = 10.0,
         max_attempts: int = 4,
         rate_limit: RateLimit = RateLimit(),
+        alert_source_rate_limit: RateLimit = ALERT_SOURCE_RATE_LIMIT,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         observer: RequestObserver | None = None,
@@ -78,8 +91,9 @@ class IncidentIoClient:
         self._clock = clock
         self._sleep = sleep
         self._limiter = RateLimiter(rate_limit, clock=clock, sleep=sleep)
+        self._source_limiter = RateLimiter(alert_source_rate_limit, clock=clock, sleep=sleep)
         self._max_connections = max_connections
-        self._connection_slots: dict[ApiKey, asyncio.Semaphore] = {}
+        self._connection_slots: dict[Hashable, asyncio.Semaphore] = {}
         self._http = httpx.AsyncClient(
             transport=transport or AiohttpTransport(max_connections=max_connections),
             # Waiting for a free connection is queueing behind our own requests, not incident.io being slow;
@@ -111,11 +125,11 @@ class IncidentIoClient:
 
     async def list_incident_statuses(self, account: Account) -> list[IncidentStatus]:
         body = await self._call(account, "list_incident_statuses", "GET", "/v1/incident_statuses")
-        return _parse("list_incident_statuses", IncidentStatus.list_from_json, body)
+        return _parse_list("list_incident_statuses", body, "incident_statuses", IncidentStatus.from_json)
 
     async def list_severities(self, account: Account) -> list[Severity]:
         body = await self._call(account, "list_severities", "GET", "/v1/severities")
-        return _parse("list_severities", Severity.list_from_json, body)
+        return _parse_list("list_severities", body, "severities", Severity.from_json)
 
     async def create_incident(self, account: Account, request: CreateIncidentRequest) -> Incident:
         body = await self._call(account, "create_incident", "POST", "/v2/incidents", request.to_json())
@@ -131,9 +145,75 @@ class IncidentIoClient:
         body = await self._call(account, "edit_incident", "POST", path, request.to_json())
         return _parse("edit_incident", Incident.from_json, body)
 
+    async def get_alert_source(self, account: Account, alert_source_id: str) -> AlertSource:
+        """GET /v2/alert_sources/{id}: the source's ID, name, type and heartbeat options; NotFound if none."""
+        body = await self._call(
+            account, "show_alert_source", "GET", f"/v2/alert_sources/{quote(alert_source_id, safe='')}"
+        )
+        return _parse("show_alert_source", AlertSource.from_json, body)
+
+    async def list_custom_fields(self, account: Account) -> list[CustomField]:
+        """GET /v2/custom_fields: every custom field of the account (the endpoint is not paginated)."""
+        body = await self._call(account, "list_custom_fields", "GET", "/v2/custom_fields")
+        return _parse_list("list_custom_fields", body, "custom_fields", CustomField.from_json)
+
+    async def list_custom_field_options(self, account: Account, custom_field_id: str) -> list[CustomFieldOption]:
+        """GET /v1/custom_field_options: every option of one field, following ``pagination_meta.after``."""
+        options: list[CustomFieldOption] = []
+        query = {"custom_field_id": custom_field_id, "page_size": str(OPTIONS_PAGE_SIZE)}
+        seen: set[str] = set()
+        while True:
+            path = f"/v1/custom_field_options?{urlencode(query)}"
+            body = await self._call(account, "list_custom_field_options", "GET", path)
+            page = _parse_list("list_custom_field_options", body, "custom_field_options", CustomFieldOption.from_json)
+            options += page
+            after = _next_page(body)
+            # The last page may still name an `after`; an empty page ends the list either way.
+            if not page or after is None:
+                return options
+            if after in seen:
+                raise UnexpectedResponse(
+                    f"incident.io repeated the page after {after!r}", operation="list_custom_field_options"
+                )
+            seen.add(after)
+            query["after"] = after
+
+    async def create_alert_event(self, source: AlertSourceAccount, event: AlertEvent) -> AlertEventAccepted:
+        """POST /v2/alert_events/http/{alert_source_config_id} with the source's token; incident.io answers 202."""
+        path = f"/v2/alert_events/http/{quote(source.config_id, safe='')}"
+        response = await self._send_with_token(source, "create_alert_event", "POST", path, event.to_json())
+        return _parse("create_alert_event", AlertEventAccepted.from_json, _json("create_alert_event", response))
+
+    async def ping_heartbeat(self, source: AlertSourceAccount) -> None:
+        """POST /v2/heartbeat/{alert_source_config_id}/ping with the heartbeat source's token; 204 on success."""
+        path = f"/v2/heartbeat/{quote(source.config_id, safe='')}/ping"
+        await self._send_with_token(source, "ping_heartbeat", "POST", path)
+
     async def _call(self, account: Account, operation: str, method: str, path: str, payload: object = None) -> object:
-        url = account.base_url.rstrip("/") + path
         secret = account.api_key.reveal()
+        pacing = (self._limiter, account.api_key)
+        response = await self._request(operation, method, account.base_url, path, secret, pacing, payload)
+        return _json(operation, response)
+
+    async def _send_with_token(
+        self, source: AlertSourceAccount, operation: str, method: str, path: str, payload: object = None
+    ) -> httpx.Response:
+        pacing = (self._source_limiter, ("alert_source", source.base_url, source.config_id))
+        return await self._request(operation, method, source.base_url, path, source.token.reveal(), pacing, payload)
+
+    async def _request(
+        self,
+        operation: str,
+        method: str,
+        base_url: str,
+        path: str,
+        secret: str,
+        pacing: tuple[RateLimiter, Hashable],
+        payload: object,
+    ) -> httpx.Response:
+        """The successful response, after pacing and retries; raises the last error otherwise."""
+        limiter, pace_key = pacing
+        url = base_url.rstrip("/") + path
         headers = {"Authorization": f"Bearer {secret}"}
         if payload is not None:
             headers["Content-Type"] = "application/json"
@@ -144,25 +224,25 @@ class IncidentIoClient:
             attempt += 1
             # A token is taken only with a connection in hand, so a request leaves the moment its slot comes:
             # a queue between the two would bunch requests up and empty the server's bucket before ours.
-            async with self._connections_for(account.api_key):
-                waited = await self._limiter.acquire(account.api_key)
+            async with self._connections_for(pace_key):
+                waited = await limiter.acquire(pace_key)
                 try:
                     if waited > 0 and self._observer is not None:
                         self._observer.rate_limit_waited(waited)
                     started = self._clock()
                     response = await self._send(operation, method, url, content, headers)
                 finally:
-                    self._limiter.release(account.api_key)
+                    limiter.release(pace_key)
             if isinstance(response, Unreachable):
                 error: IncidentIoError = response
                 self._finished(operation, method, path, None, attempt, started, str(error))
             else:
                 self._finished(operation, method, path, response.status_code, attempt, started, None)
                 if response.is_success:
-                    return _json(operation, response)
+                    return response
                 error = _redacted(self._error(operation, response), secret)
                 if isinstance(error, RateLimited):
-                    self._limiter.pause(account.api_key, error.retry_after)
+                    limiter.pause(pace_key, error.retry_after)
             if not error.retryable or attempt == self._max_attempts:
                 raise error
             delay = self._retry_delay(error, attempt)
@@ -171,12 +251,12 @@ class IncidentIoClient:
             if delay > 0:
                 await self._sleep(delay)
 
-    def _connections_for(self, api_key: ApiKey) -> asyncio.Semaphore:
+    def _connections_for(self, pace_key: Hashable) -> asyncio.Semaphore:
         # Per key, so callers queued behind one key's rate limit never hold connections another key needs.
         # It also keeps httpcore's own queue short: its pool rescans every queued request on each change.
-        slots = self._connection_slots.get(api_key)
+        slots = self._connection_slots.get(pace_key)
         if slots is None:
-            slots = self._connection_slots[api_key] = asyncio.Semaphore(self._max_connections)
+            slots = self._connection_slots[pace_key] = asyncio.Semaphore(self._max_connections)
         return slots
 
     async def _send(
@@ -263,6 +343,17 @@ def _parse(operation: str, parser: Callable[[object], T], body: object) -> T:
         return parser(body)
     except ValueError as exc:
         raise UnexpectedResponse(f"unexpected response from incident.io: {exc}", operation=operation) from None
+
+
+def _parse_list(operation: str, body: object, key: str, item: Callable[[object], T]) -> list[T]:
+    return _parse(operation, lambda data: list_of(data, key, item), body)
+
+
+def _next_page(body: object) -> str | None:
+    """``pagination_meta.after`` (PaginationMetaResultV1): where the next page starts, if incident.io says."""
+    meta = body.get("pagination_meta") if isinstance(body, dict) else None
+    after = meta.get("after") if isinstance(meta, dict) else None
+    return after if isinstance(after, str) and after else None
 
 
 def _redacted(error: IncidentIoError, secret: str) -> IncidentIoError:

@@ -5,40 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from incidentio_operator.incidentio.customfields import CustomFieldEntry, CustomFieldEntryPayload
+from incidentio_operator.incidentio.parsing import (
+    member_of,
+    object_of,
+    optional_int,
+    optional_str,
+    required_str,
+)
 
-class ResponseShapeError(ValueError):
-    """A response lacks something the product needs, or has it in the wrong type."""
-
-
-def _object(data: object, where: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ResponseShapeError(f"{where} is not an object")
-    return data
-
-
-def _required_str(data: dict[str, Any], key: str, where: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value:
-        raise ResponseShapeError(f"{where}.{key} is missing or not a string")
-    return value
-
-
-def _optional_str(data: dict[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    return value if isinstance(value, str) else None
-
-
-def _rank(data: dict[str, Any]) -> int:
-    value = data.get("rank")
-    # bool is an int subclass; a boolean rank is nonsense and should not sort as 0 or 1.
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _list(data: dict[str, Any], key: str, where: str) -> list[Any]:
-    value = data.get(key)
-    if not isinstance(value, list):
-        raise ResponseShapeError(f"{where}.{key} is missing or not a list")
-    return value
+# The status categories that end an incident, of the eight IncidentStatusV2.category lists in the spec
+# (triage, declined, merged, canceled, live, learning, closed, paused): no work follows these.
+TERMINAL_STATUS_CATEGORIES = frozenset({"closed", "declined", "merged", "canceled"})
 
 
 @dataclass(frozen=True)
@@ -51,14 +29,26 @@ class Identity:
 
     @classmethod
     def from_json(cls, data: object) -> Identity:
-        body = _object(data, "response")
-        identity = _object(body.get("identity"), "identity")
+        identity = member_of(data, "identity")
         roles = identity.get("roles")
         return cls(
-            name=_required_str(identity, "name", "identity"),
+            name=required_str(identity, "name", "identity"),
             roles=tuple(role for role in roles if isinstance(role, str)) if isinstance(roles, list) else (),
-            dashboard_url=_optional_str(identity, "dashboard_url"),
+            dashboard_url=optional_str(identity, "dashboard_url"),
         )
+
+
+def _ranked(data: object, where: str, *, name_required: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The object, and the fields incident statuses and severities share: id, name, rank, description."""
+    body = object_of(data, where)
+    name = required_str(body, "name", where) if name_required else optional_str(body, "name") or ""
+    common = {
+        "id": required_str(body, "id", where),
+        "name": name,
+        "rank": optional_int(body, "rank") or 0,
+        "description": optional_str(body, "description"),
+    }
+    return body, common
 
 
 @dataclass(frozen=True)
@@ -75,21 +65,15 @@ class IncidentStatus:
     def is_closed(self) -> bool:
         return self.category == "closed"
 
-    @classmethod
-    def from_json(cls, data: object) -> IncidentStatus:
-        status = _object(data, "incident_status")
-        return cls(
-            id=_required_str(status, "id", "incident_status"),
-            name=_optional_str(status, "name") or "",
-            category=_required_str(status, "category", "incident_status"),
-            rank=_rank(status),
-            description=_optional_str(status, "description"),
-        )
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the incident has ended: closed, declined, merged or canceled."""
+        return self.category in TERMINAL_STATUS_CATEGORIES
 
     @classmethod
-    def list_from_json(cls, data: object) -> list[IncidentStatus]:
-        body = _object(data, "response")
-        return [cls.from_json(item) for item in _list(body, "incident_statuses", "response")]
+    def from_json(cls, data: object) -> IncidentStatus:
+        status, common = _ranked(data, "incident_status", name_required=False)
+        return cls(category=required_str(status, "category", "incident_status"), **common)
 
 
 @dataclass(frozen=True)
@@ -103,18 +87,7 @@ class Severity:
 
     @classmethod
     def from_json(cls, data: object) -> Severity:
-        severity = _object(data, "severity")
-        return cls(
-            id=_required_str(severity, "id", "severity"),
-            name=_required_str(severity, "name", "severity"),
-            rank=_rank(severity),
-            description=_optional_str(severity, "description"),
-        )
-
-    @classmethod
-    def list_from_json(cls, data: object) -> list[Severity]:
-        body = _object(data, "response")
-        return [cls.from_json(item) for item in _list(body, "severities", "response")]
+        return cls(**_ranked(data, "severity", name_required=True)[1])
 
 
 @dataclass(frozen=True)
@@ -131,24 +104,28 @@ class Incident:
     severity: Severity | None
     summary: str | None
     created_at: str | None
+    custom_field_entries: tuple[CustomFieldEntry, ...] = ()
 
     @classmethod
     def from_json(cls, data: object) -> Incident:
         """Parse a response holding one incident: `{"incident": {...}}`."""
-        body = _object(data, "response")
-        incident = _object(body.get("incident"), "incident")
+        incident = member_of(data, "incident")
         severity = incident.get("severity")
+        entries = incident.get("custom_field_entries")
         return cls(
-            id=_required_str(incident, "id", "incident"),
-            reference=_required_str(incident, "reference", "incident"),
-            name=_optional_str(incident, "name") or "",
-            permalink=_optional_str(incident, "permalink"),
-            mode=_optional_str(incident, "mode") or "",
-            visibility=_optional_str(incident, "visibility") or "",
+            id=required_str(incident, "id", "incident"),
+            reference=required_str(incident, "reference", "incident"),
+            name=optional_str(incident, "name") or "",
+            permalink=optional_str(incident, "permalink"),
+            mode=optional_str(incident, "mode") or "",
+            visibility=optional_str(incident, "visibility") or "",
             incident_status=IncidentStatus.from_json(incident.get("incident_status")),
             severity=Severity.from_json(severity) if severity is not None else None,
-            summary=_optional_str(incident, "summary"),
-            created_at=_optional_str(incident, "created_at"),
+            summary=optional_str(incident, "summary"),
+            created_at=optional_str(incident, "created_at"),
+            custom_field_entries=tuple(
+                CustomFieldEntry.from_json(entry) for entry in (entries if isinstance(entries, list) else ())
+            ),
         )
 
 
@@ -163,6 +140,7 @@ class CreateIncidentRequest:
     summary: str | None = None
     severity_id: str | None = None
     incident_type_id: str | None = None
+    custom_field_entries: tuple[CustomFieldEntryPayload, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -177,26 +155,37 @@ class CreateIncidentRequest:
             "incident_type_id": self.incident_type_id,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
+        if self.custom_field_entries:
+            body["custom_field_entries"] = [entry.to_json() for entry in self.custom_field_entries]
         return body
 
 
 @dataclass(frozen=True)
 class EditIncidentRequest:
-    """POST /v2/incidents/{id}/actions/edit; only the fields set here change."""
+    """POST /v2/incidents/{id}/actions/edit (IncidentsEditPayloadV2); only the fields set here change.
+
+    Fields left None are left out of the JSON, so an edit carries only what changed.
+    ``custom_field_entries`` names the fields to change (an entry without values unsets its field);
+    fields it does not name keep their values. ``notify_incident_channel`` is always sent: the spec
+    requires it.
+    """
 
     incident_status_id: str | None = None
     notify_incident_channel: bool = False
     severity_id: str | None = None
     summary: str | None = None
     name: str | None = None
+    custom_field_entries: tuple[CustomFieldEntryPayload, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        changes = {
+        changes: dict[str, Any] = {
             "incident_status_id": self.incident_status_id,
             "severity_id": self.severity_id,
             "summary": self.summary,
             "name": self.name,
         }
+        if self.custom_field_entries is not None:
+            changes["custom_field_entries"] = [entry.to_json() for entry in self.custom_field_entries]
         # Both keys are required by IncidentsEditPayloadV2, even when nothing in the incident changes.
         return {
             "incident": {key: value for key, value in changes.items() if value is not None},

@@ -1,4 +1,4 @@
-"""Client-side pacing per API key: a token bucket like incident.io's, with reservations served in order."""
+"""Client-side pacing per API key and per alert source: token buckets like incident.io's, slots served in order."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ class RateLimit:
     def __post_init__(self) -> None:
         if self.per_minute < 1 or self.refill_per_second <= 0:
             raise ValueError("a rate limit needs a bucket of at least 1 and a positive refill rate")
+
+
+# incident.io: "We apply a rate limit of 120 events/minute for each alert source", answered with 429 when
+# exceeded (https://docs.incident.io/incidents/auto-create, "Every alert source is rate limited"). The page
+# gives no bucket shape; this paces as a bucket of 120 refilled at 2/s, the same rate on average.
+ALERT_SOURCE_RATE_LIMIT = RateLimit(per_minute=120, refill_per_second=2.0)
 
 
 class TokenBucket:
@@ -76,7 +82,7 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """A token bucket per API key, so different keys never wait for each other."""
+    """A token bucket per key (an API key, or an alert source), so different keys never wait for each other."""
 
     def __init__(
         self,

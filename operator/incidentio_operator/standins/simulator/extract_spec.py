@@ -21,6 +21,13 @@ OPERATIONS: tuple[tuple[str, str], ...] = (
     ("/v2/incidents", "post"),
     ("/v2/incidents/{id}", "get"),
     ("/v2/incidents/{id}/actions/edit", "post"),
+    ("/v2/alert_events/http/{alert_source_config_id}", "post"),
+    ("/v2/alert_sources/{id}", "get"),
+    ("/v2/heartbeat/{alert_source_config_id}/ping", "post"),
+    ("/v2/heartbeat/{alert_source_config_id}/ping", "get"),
+    ("/v2/custom_fields", "get"),
+    # The spec offers custom field options only in V1 (there is no /v2/custom_field_options).
+    ("/v1/custom_field_options", "get"),
 )
 
 SCHEMA_REF_PREFIX = "#/components/schemas/"

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 import referencing
@@ -18,7 +18,12 @@ SUBSET_URI = "urn:incidentio-operator:openapi-subset"
 
 @dataclass(frozen=True)
 class Operation:
-    """One API operation: how it is routed, who may call it and which schemas describe it."""
+    """One API operation: how it is routed, who may call it and which schemas describe it.
+
+    ``auth`` is how a caller proves itself: an API key (``Authorization: Bearer``), or an alert source's
+    token, which the spec's alert events and heartbeat operations take as a header or a ``token`` query
+    parameter. ``response_schema`` is None for an answer without a body (204).
+    """
 
     name: str
     method: str
@@ -26,7 +31,8 @@ class Operation:
     required_role: str | None
     request_schema: str | None
     response_status: int
-    response_schema: str
+    response_schema: str | None
+    auth: Literal["api_key", "alert_source"] = "api_key"
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -63,6 +69,36 @@ OPERATIONS: dict[str, Operation] = {
             200,
             "IncidentsEditResultV2",
         ),
+        Operation(
+            "show_alert_source", "GET", "/v2/alert_sources/{id}", "viewer", None, 200, "AlertSourcesShowResultV2"
+        ),
+        Operation(
+            "create_alert_event",
+            "POST",
+            "/v2/alert_events/http/{alert_source_config_id}",
+            None,
+            "AlertEventsCreateHTTPPayloadV2",
+            202,
+            "AlertEventsCreateHTTPResultV2",
+            auth="alert_source",
+        ),
+        # The spec's "Heartbeat V2#Ping" and "#Ping#1": the same ping, sent as POST or GET.
+        *(
+            Operation(
+                name, method, "/v2/heartbeat/{alert_source_config_id}/ping", None, None, 204, None, "alert_source"
+            )
+            for name, method in (("ping_heartbeat", "POST"), ("ping_heartbeat_get", "GET"))
+        ),
+        Operation("list_custom_fields", "GET", "/v2/custom_fields", "viewer", None, 200, "CustomFieldsListResultV2"),
+        Operation(
+            "list_custom_field_options",
+            "GET",
+            "/v1/custom_field_options",
+            "viewer",
+            None,
+            200,
+            "CustomFieldOptionsListResultV1",
+        ),
     )
 }
 
@@ -93,9 +129,12 @@ def validator(schema_name: str) -> jsonschema.Draft4Validator:
     return jsonschema.Draft4Validator(ref, registry=_registry())
 
 
-def response_schema_for(operation: Operation) -> str:
-    """The schema name the spec declares for the operation's success response."""
+def response_schema_for(operation: Operation) -> str | None:
+    """The schema name the spec declares for the operation's success response; None when it has no body."""
     path_item = load_subset()["paths"][operation.path][operation.method.lower()]
-    content = path_item["responses"][str(operation.response_status)]["content"]["application/json"]
+    response = path_item["responses"][str(operation.response_status)]
+    if "content" not in response:
+        return None
+    content = response["content"]["application/json"]
     ref: str = content["schema"]["$ref"]
     return ref.rsplit("/", 1)[-1]
