@@ -12,17 +12,19 @@ CRD version conversion beyond rewriting apiVersion, consistent snapshots across 
 namespace and CRD cleanup controllers (done synchronously and simply, see `Store`).
 """
 
+from .admission import ObjectValidatorLike, SchemaProblemLike, ValidatorFactory
 from .client import StandInClient
 from .errors import ApiError
+from .faults import RecordedCall, RequestMatch
 from .kubeconfig import write_kubeconfig
-from .server import KubeApiStandIn, RecordedCall, default_validator_factory
-from .store import ObjectValidatorLike, SchemaProblemLike, ValidatorFactory
+from .server import KubeApiStandIn, default_validator_factory
 
 __all__ = [
     "ApiError",
     "KubeApiStandIn",
     "ObjectValidatorLike",
     "RecordedCall",
+    "RequestMatch",
     "SchemaProblemLike",
     "StandInClient",
     "ValidatorFactory",

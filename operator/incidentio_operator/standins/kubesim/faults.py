@@ -1,0 +1,84 @@
+"""Fault injection and request accounting of the API stand-in: what tests ask it to do wrong, and what it served."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TypedDict
+
+
+class RequestMatch(TypedDict, total=False):
+    """Which requests a fault or a count applies to; a key left out (or None) matches anything.
+
+    `subresource=""` matches only requests to the main resource.
+    """
+
+    verb: str | None
+    resource: str | None
+    subresource: str | None
+
+
+def matches(match: RequestMatch, verb: str, resource: str | None, subresource: str | None) -> bool:
+    wanted_verb, wanted_resource = match.get("verb"), match.get("resource")
+    wanted_subresource = match.get("subresource")
+    return (
+        (wanted_verb is None or wanted_verb == verb)
+        and (wanted_resource is None or wanted_resource == resource)
+        and (wanted_subresource is None or wanted_subresource == (subresource or ""))
+    )
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One request the stand-in answered; never its body (Secrets travel in bodies)."""
+
+    method: str
+    path: str
+    verb: str
+    resource: str | None
+    subresource: str | None
+    namespace: str | None
+    name: str | None
+    status: int
+    at: float
+
+
+@dataclass
+class _Fault:
+    remaining: int
+    match: RequestMatch
+    status: int | None = None
+    # Seconds to hold the request before serving it.
+    hold: float = 0.0
+
+
+class FaultPlan:
+    """The faults tests have asked for, taken by the requests they match (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._faults: list[_Fault] = []
+        self._lock = threading.Lock()
+
+    def fail(self, count: int, status: int, match: RequestMatch) -> None:
+        with self._lock:
+            self._faults.append(_Fault(count, match, status=status))
+
+    def hold(self, count: int, seconds: float, match: RequestMatch) -> None:
+        with self._lock:
+            self._faults.append(_Fault(count, match, hold=seconds))
+
+    def take(self, verb: str, resource: str, subresource: str | None) -> tuple[int | None, float]:
+        """The status to fail with (None: serve normally) and the seconds to hold first (0: none)."""
+        status, hold = None, 0.0
+        with self._lock:
+            for fault in self._faults:
+                if fault.remaining <= 0 or not matches(fault.match, verb, resource, subresource):
+                    continue
+                if fault.status is not None and status is None:
+                    status = fault.status
+                    fault.remaining -= 1
+                elif fault.hold and not hold:
+                    hold = fault.hold
+                    fault.remaining -= 1
+            self._faults = [f for f in self._faults if f.remaining > 0]
+        return status, hold
