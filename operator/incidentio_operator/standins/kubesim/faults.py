@@ -48,7 +48,7 @@ class _Fault:
     remaining: int
     match: RequestMatch
     status: int | None = None
-    # Seconds to hold the request before serving it.
+    # Seconds to hold the request before serving it; infinite until released.
     hold: float = 0.0
 
 

@@ -10,6 +10,19 @@ from typing import Any
 
 from . import errors
 
+# A continue token whose list resourceVersion is this continues at the latest revision, as the real
+# server's replacement for an expired token does (apiserver/pkg/storage/etcd3 `handleCompactedErrorForPaging`).
+LATEST = -1
+
+# The real server's message for an expired continue token it offers a replacement for.
+INCONSISTENT_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new "
+    "list without the continue parameter, or use the continue token in this response to retrieve the "
+    "remainder of the results. Continuing with the provided token results in an inconsistent list - objects "
+    "that were created, modified, or deleted between the time the first chunk was returned and now may show "
+    "up in the list."
+)
+
 
 @dataclass
 class ListPage:

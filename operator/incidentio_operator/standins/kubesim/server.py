@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -49,7 +50,8 @@ class KubeApiStandIn:
         self._faults = FaultPlan()
         self.requests: list[RecordedCall] = []
         self._runner: web.AppRunner | None = None
-        self._stopping = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._release = asyncio.Event()
         self._held = 0
         self._url = ""
 
@@ -57,7 +59,8 @@ class KubeApiStandIn:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Serve on `host:port` (port 0: any free port)."""
-        self._stopping.clear()
+        self._loop = asyncio.get_running_loop()
+        self._release = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -70,7 +73,7 @@ class KubeApiStandIn:
 
     async def stop(self) -> None:
         """Stop serving; open watch streams and held requests are ended first so that shutdown never waits."""
-        self._stopping.set()
+        self._release_now()
         for watcher in self._store.watchers():
             watcher.close()
         if self._runner is not None:
@@ -122,6 +125,15 @@ class KubeApiStandIn:
 
     # Faults ----------------------------------------------------------------------------------------
 
+    def compact(self) -> str:
+        """Forget the change history up to now, as etcd compaction or an API server restart does.
+
+        Afterwards a watch resumed from any older resourceVersion gets one ERROR event with a 410 Expired
+        Status ("too old resource version: X (Y)", Y the returned revision), and a list continued with
+        an older continue token gets 410 Expired; the client must list again.
+        """
+        return self._store.compact()
+
     def drop_watches(self, resource: str | None = None) -> None:
         """Cut open watch streams (of one resource, by plural, or all) mid-flight; clients must reconnect."""
         for watcher in self._store.watchers(resource):
@@ -139,12 +151,25 @@ class KubeApiStandIn:
         self._faults.fail(count, status, match)
 
     def delay_next(self, count: int, seconds: float, **match: Unpack[RequestMatch]) -> None:
-        """Hold the next `count` matching requests for `seconds` before serving them normally."""
+        """Hold the next `count` matching requests for `seconds` (or until released) before serving them."""
         self._faults.hold(count, seconds, match)
+
+    def hold_next(self, count: int, **match: Unpack[RequestMatch]) -> None:
+        """Hold the next `count` matching requests until `release_held()` (or `stop()`), then serve them."""
+        self._faults.hold(count, math.inf, match)
+
+    def release_held(self) -> None:
+        """Serve every request held now by `hold_next` or `delay_next`; callable from any thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._release_now)
+
+    def _release_now(self) -> None:
+        self._release.set()
+        self._release = asyncio.Event()
 
     @property
     def held_requests(self) -> int:
-        """How many requests `delay_next` is holding right now."""
+        """How many requests `delay_next` or `hold_next` is holding right now."""
         return self._held
 
     # Accounting ------------------------------------------------------------------------------------
@@ -191,7 +216,7 @@ class KubeApiStandIn:
         self._held += 1
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), seconds)
+                await asyncio.wait_for(self._release.wait(), None if math.isinf(seconds) else seconds)
         finally:
             self._held -= 1
 
@@ -285,5 +310,5 @@ def _injected(status: int, target: Target) -> ApiError:
     if status == 404:
         return errors.not_found(target.rt.plural, target.rt.group, target.name or "")
     if status == 410:
-        return errors.gone(f"too old resource version (injected fault for {target.verb} {target.rt.plural})")
+        return errors.expired(f"too old resource version (injected fault for {target.verb} {target.rt.plural})")
     return errors.status_error(status, f"injected fault for {target.verb} {target.rt.plural}")

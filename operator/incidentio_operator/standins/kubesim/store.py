@@ -118,7 +118,11 @@ class Store:
         limit: int = 0,
         continue_token: str = "",
     ) -> paging.ListPage:
-        """One page in etcd key order; a continued list keeps the first page's resourceVersion."""
+        """One page in etcd key order; a continued list keeps the first page's resourceVersion.
+
+        A continue token older than the history is 410 Expired with a token that continues the list at
+        the latest revision (https://kubernetes.io/docs/reference/using-api/api-concepts/#retrieving-large-results-sets-in-chunks).
+        """
         with self.lock:
             keys = self._keys(rt)
             list_rv = self._rv
@@ -128,13 +132,10 @@ class Store:
                 start, end = 0, len(keys)
             if continue_token:
                 token_rv, after = paging.decode_continue(continue_token)
-                if token_rv < self._cache.oldest_rv:
-                    raise errors.gone(
-                        "The provided continue parameter is too old to display a consistent list result. "
-                        "You can start a new list without the continue parameter.",
-                        "Expired",
-                    )
-                list_rv = token_rv
+                if token_rv != paging.LATEST and token_rv < self._cache.oldest_rv:
+                    fresh = paging.encode_continue(paging.LATEST, after)
+                    raise errors.expired(paging.INCONSISTENT_CONTINUE, continue_token=fresh)
+                list_rv = self._rv if token_rv == paging.LATEST else token_rv
                 start = max(start, bisect.bisect_right(keys, after))
             items: list[dict[str, Any]] = []
             index = start
@@ -355,3 +356,9 @@ class Store:
     def watchers(self, resource: str | None = None) -> Iterable[Watcher]:
         with self.lock:
             return self._cache.watchers(resource)
+
+    def compact(self) -> str:
+        """Drop the whole change history up to the current revision; returns that revision."""
+        with self.lock:
+            self._cache.compact(self._rv)
+            return str(self._rv)

@@ -1,7 +1,8 @@
 """The stand-in's watch cache: the bounded history of changes, its compaction, and the open watches it feeds.
 
-A watch resumed from a resourceVersion older than the oldest one the history can still replay from is
-refused with 410 "too old resource version: X (Y)", where Y is that oldest resourceVersion.
+Modelled on kube-apiserver's watch cache (k8s.io/apiserver/pkg/storage/cacher/watch_cache.go): a watch
+resumed from a resourceVersion older than the oldest one the history can still replay from is refused
+with 410 Expired "too old resource version: X (Y)", where Y is that oldest resourceVersion.
 """
 
 from __future__ import annotations
@@ -152,6 +153,12 @@ class WatchCache:
             if watcher.offer(event):
                 watcher.notify()
 
+    def compact(self, rv: int) -> None:
+        """Forget every change up to `rv`, as etcd compaction or a rebuilt watch cache after a restart does."""
+        while self._history and self._history[0].rv <= rv:
+            self._history.popleft()
+        self.oldest_rv = max(self.oldest_rv, rv)
+
     def replay(self, watcher: Watcher, since: str) -> ApiError | None:
         """Queue the changes after `since` for the watcher, or the error the real server answers instead."""
         try:
@@ -159,7 +166,7 @@ class WatchCache:
         except ValueError:
             return errors.bad_request(f"invalid resource version {since!r}")
         if after < self.oldest_rv:
-            return errors.gone(f"too old resource version: {after} ({self.oldest_rv})")
+            return errors.expired(f"too old resource version: {after} ({self.oldest_rv})")
         replay: list[WatchEvent] = []
         for event in reversed(self._history):
             if event.rv <= after:
