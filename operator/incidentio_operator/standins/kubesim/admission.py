@@ -63,8 +63,12 @@ def new_object(rt: ResourceType, body: Mapping[str, Any]) -> dict[str, Any]:
         raise errors.bad_request(f'the apiVersion "{api_version}" does not match the resource {rt.plural}')
     obj["apiVersion"] = rt.storage_api_version
     obj["kind"] = rt.kind
-    if not isinstance(obj.setdefault("metadata", {}), dict):
+    meta = obj.setdefault("metadata", {})
+    if not isinstance(meta, dict):
         raise errors.bad_request("metadata must be an object")
+    # ObjectMeta is a typed struct on the real server: a null field is the same as a missing one.
+    for key in [key for key, value in meta.items() if value is None]:
+        del meta[key]
     return obj
 
 

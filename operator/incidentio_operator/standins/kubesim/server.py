@@ -257,7 +257,11 @@ class KubeApiStandIn:
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
             patched = store.patch(rt, ns, name, content_type, await read_body(request), subresource=target.subresource)
             return encode(target.present(patched)), 200
-        return encode(target.present(store.delete(rt, ns, name, await read_body(request, optional=True)))), 200
+        obj, gone = store.delete(rt, ns, name, await read_body(request, optional=True))
+        if gone and rt.plural != "namespaces":
+            # Registries other than the namespaces' answer an immediate deletion with a Status (finalizeDelete).
+            return encode(_deleted_status(target, obj)), 200
+        return encode(target.present(obj)), 200
 
     def _list(self, request: web.Request, target: Target) -> dict[str, Any]:
         query = request.query
@@ -286,14 +290,11 @@ class KubeApiStandIn:
         }
 
     def _delete_collection(self, request: web.Request, target: Target, options: Any) -> dict[str, Any]:
+        """The list of what matched, as it was before the deletion (the generic registry's DeleteCollection)."""
         listing = self._list(request, target)
-        deleted = [
-            target.present(
-                self._store.delete(target.rt, item["metadata"].get("namespace"), item["metadata"]["name"], options)
-            )
-            for item in listing["items"]
-        ]
-        return {**listing, "items": deleted, "metadata": {"resourceVersion": self._store.resource_version}}
+        for item in listing["items"]:
+            self._store.delete(target.rt, item["metadata"].get("namespace"), item["metadata"]["name"], options)
+        return {**listing, "metadata": {"resourceVersion": self._store.resource_version}}
 
     async def _watch(self, request: web.Request, target: Target, failure: ApiError | None = None) -> web.StreamResponse:
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
@@ -302,6 +303,14 @@ class KubeApiStandIn:
         self._record(request, target, response.status)
         await self._watch_stream.serve(request, target, response, failure)
         return response
+
+
+def _deleted_status(target: Target, obj: Mapping[str, Any]) -> dict[str, Any]:
+    details: dict[str, Any] = {"name": obj["metadata"]["name"], "kind": target.rt.plural}
+    if target.rt.group:
+        details["group"] = target.rt.group
+    details["uid"] = obj["metadata"].get("uid", "")
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
 
 
 def _injected(status: int, target: Target) -> ApiError:

@@ -167,6 +167,12 @@ class Store:
         bucket[meta["name"]] = obj
 
     def _remove(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        """Remove the object; its DELETED event carries its last stored state at the deletion's revision.
+
+        Source: apiserver/pkg/storage/etcd3/watcher.go ("this sends the *old* object with the etcd
+        revision for the time at which it gets deleted"); so an update that drops the last finalizer is
+        never stored, and the DELETED object still lists that finalizer, as kopf's processing notes.
+        """
         if rt.key == _CRDS:
             self._unregister_crd(obj)
         meta = obj["metadata"]
@@ -251,10 +257,9 @@ class Store:
         generation = updates.next_generation(rt, old, new)
         if generation is not None:
             new["metadata"]["generation"] = generation
-        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-            # The real server turns the update that drops the last finalizer into the deletion itself.
-            self._store(rt, new)
-            return self._remove(rt, new)
+        if old_meta.get("deletionTimestamp") and updates.finalized(rt, new):
+            # The update that releases a terminating object is its deletion; the update itself is never stored.
+            return self._remove(rt, old)
         new["metadata"]["resourceVersion"] = str(self._next_rv())
         self._store(rt, new)
         if rt.key == _CRDS:
@@ -264,8 +269,12 @@ class Store:
 
     def delete(
         self, rt: ResourceType, namespace: str | None, name: str, options: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Remove at once, or mark as terminating while finalizers remain (then it is a no-op to repeat)."""
+    ) -> tuple[dict[str, Any], bool]:
+        """The object after the request, and whether it is gone; with finalizers it is only marked terminating.
+
+        Deleting a terminating object again changes nothing
+        (https://kubernetes.io/docs/concepts/overview/working-with-objects/finalizers/).
+        """
         with self.lock:
             old = self._existing(rt, namespace, name)
             preconditions = (options or {}).get("preconditions") or {}
@@ -279,12 +288,12 @@ class Store:
                         f"{key} in object meta: {old['metadata'].get(key)}",
                     )
             if old["metadata"].get("deletionTimestamp"):
-                return old
+                return old, False
             if rt.key == NAMESPACES:
-                return self._delete_namespace(rt, old)
+                return self._delete_namespace(rt, old), False
             if not old["metadata"].get("finalizers"):
-                return self._remove(rt, old)
-            return self._mark(rt, old, updates.marked_for_deletion(rt, old))
+                return self._remove(rt, old), True
+            return self._mark(rt, old, updates.marked_for_deletion(rt, old)), False
 
     def _mark(self, rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         new["metadata"]["resourceVersion"] = str(self._next_rv())

@@ -124,6 +124,16 @@ def next_generation(rt: ResourceType, old: Mapping[str, Any], new: Mapping[str, 
     return int(old["metadata"].get("generation", 0)) + 1
 
 
+def finalized(rt: ResourceType, obj: Mapping[str, Any]) -> bool:
+    """Whether nothing holds a terminating object any more (a namespace also waits on spec.finalizers).
+
+    Source: apiserver registry `ShouldDeleteDuringUpdate` and namespace storage `ShouldDeleteNamespaceDuringUpdate`.
+    """
+    if obj["metadata"].get("finalizers"):
+        return False
+    return rt.key != NAMESPACES or not (obj.get("spec") or {}).get("finalizers")
+
+
 def marked_for_deletion(
     rt: ResourceType, old: dict[str, Any], status: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
