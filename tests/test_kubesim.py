@@ -357,20 +357,6 @@ def test_finalizers_hold_deletion_until_removed(client: StandInClient) -> None:
     assert client.get(W, "widgets", "default", "w1") is None
 
 
-def test_deleting_a_namespace_deletes_its_contents(client: StandInClient) -> None:
-    client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}})
-    client.create({**widget(), "metadata": {"name": "held", "namespace": "doomed", "finalizers": ["x/y"]}})
-    client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "doomed"}})
-    ns = client.delete("v1", "namespaces", None, "doomed")
-    assert ns["status"]["phase"] == "Terminating"
-    assert client.list("v1", "configmaps", "doomed") == []
-    with pytest.raises(ApiError) as exc:
-        client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d", "namespace": "doomed"}})
-    assert exc.value.status == 403
-    client.patch(W, "widgets", "doomed", "held", {"metadata": {"finalizers": []}})
-    assert client.get("v1", "namespaces", None, "doomed") is None
-
-
 # Selectors and pagination ----------------------------------------------------------------------------------
 
 

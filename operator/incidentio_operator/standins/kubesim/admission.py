@@ -15,13 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from . import errors
-from .errors import ApiError
 from .resources import CRD_GROUP, ResourceType
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # The namespace lifecycle admission plugin's wording (apiserver/pkg/admission/plugin/namespace/lifecycle).
 _TERMINATING = "unable to create new content in namespace {0} because it is being terminated"
+# core/v1 `NamespaceTerminatingCause`: the cause the plugin adds to that refusal.
+_TERMINATING_CAUSE = "NamespaceTerminating"
 
 
 class SchemaProblemLike(Protocol):
@@ -78,7 +79,12 @@ def admit_to_namespace(
     obj: dict[str, Any],
     find_namespace: Callable[[str], Mapping[str, Any] | None],
 ) -> None:
-    """Settle metadata.namespace of an object to create; 404 in a missing namespace, 403 in a terminating one."""
+    """Settle metadata.namespace of an object to create, and refuse creates the namespace lifecycle refuses.
+
+    A missing namespace is 404 NotFound; a namespace in phase Terminating is 403 Forbidden with the
+    `NamespaceTerminating` cause, for every kind (Events included), as the NamespaceLifecycle admission
+    plugin answers (https://kubernetes.io/docs/reference/access-authn-authz/admission-controllers/#namespacelifecycle).
+    """
     meta = obj["metadata"]
     if not rt.namespaced:
         meta.pop("namespace", None)
@@ -95,13 +101,15 @@ def admit_to_namespace(
     namespace_obj = find_namespace(namespace)
     if namespace_obj is None:
         raise errors.not_found("namespaces", "", namespace)
-    if namespace_obj["metadata"].get("deletionTimestamp"):
-        raise ApiError(
-            403,
-            "Forbidden",
-            f'{errors.qualified(rt.plural, rt.group)} "{meta.get("name") or meta.get("generateName", "")}" '
-            f"is forbidden: {_TERMINATING.format(namespace)}",
-        )
+    if (namespace_obj.get("status") or {}).get("phase") == "Terminating":
+        # Before a generated name exists the plugin names the object by its generateName (admission.NewForbidden).
+        name = meta.get("name") or meta.get("generateName") or "Unknown"
+        cause = {
+            "reason": _TERMINATING_CAUSE,
+            "message": f"namespace {namespace} is being terminated",
+            "field": "metadata.namespace",
+        }
+        raise errors.forbidden(rt.plural, rt.group, name, _TERMINATING.format(namespace), [cause])
 
 
 def check_name(rt: ResourceType, obj: Mapping[str, Any]) -> None:

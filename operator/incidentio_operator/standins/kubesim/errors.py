@@ -149,6 +149,15 @@ def expired(message: str, *, continue_token: str = "") -> ApiError:
     return ApiError(410, "Expired", message, metadata={"continue": continue_token} if continue_token else None)
 
 
+def forbidden(plural: str, group: str, name: str, why: str, causes: Sequence[Mapping[str, str]] = ()) -> ApiError:
+    """403 Forbidden worded like apimachinery's `NewForbidden`: `plural.group "name" is forbidden: why`."""
+    subject = f'{qualified(plural, group)} "{name}"' if name else qualified(plural, group)
+    details = _details(name, group, plural)
+    if causes:
+        details["causes"] = [dict(cause) for cause in causes]
+    return ApiError(403, "Forbidden", f"{subject} is forbidden: {why}", details)
+
+
 CAUSE_REASONS: Sequence[tuple[str, str]] = (
     ("Unsupported value", "FieldValueNotSupported"),
     ("Required value", "FieldValueRequired"),

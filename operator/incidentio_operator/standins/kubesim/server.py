@@ -18,6 +18,7 @@ from .admission import ObjectValidatorLike, ValidatorFactory
 from .errors import ApiError
 from .faults import FaultPlan, RecordedCall, RequestMatch, matches
 from .kubeconfig import write_kubeconfig
+from .namespaces import NamespaceController
 from .routing import Target, encode, json_response, read_body
 from .selectors import field_selector, label_selector
 from .store import Store
@@ -46,6 +47,7 @@ class KubeApiStandIn:
         bookmark_interval: float = 30.0,
     ) -> None:
         self._store = Store(crds=crds, validator_factory=validator_factory, history_size=history_size)
+        self._namespace_controller = NamespaceController(self._store)
         self._watch_stream = WatchStream(self._store, bookmark_interval)
         self._faults = FaultPlan()
         self.requests: list[RecordedCall] = []
@@ -58,7 +60,7 @@ class KubeApiStandIn:
     # Lifecycle -----------------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Serve on `host:port` (port 0: any free port)."""
+        """Serve on `host:port` (port 0: any free port) and start the namespace controller."""
         self._loop = asyncio.get_running_loop()
         self._release = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -70,9 +72,11 @@ class KubeApiStandIn:
         server = cast(asyncio.Server, site._server)
         bound_host, bound_port = server.sockets[0].getsockname()[:2]
         self._url = f"http://{bound_host}:{bound_port}"
+        self._namespace_controller.start()
 
     async def stop(self) -> None:
         """Stop serving; open watch streams and held requests are ended first so that shutdown never waits."""
+        await self._namespace_controller.stop()
         self._release_now()
         for watcher in self._store.watchers():
             watcher.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import bisect
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from . import admission, errors, paging, updates
@@ -25,7 +25,8 @@ _CRDS = (CRD_GROUP, "customresourcedefinitions")
 class Store:
     """All objects of all served resources, with the write rules of the real API server.
 
-    Thread-safe: every method takes the store's re-entrant lock.
+    Thread-safe: every method takes the store's re-entrant lock; `lock` lets a caller make several
+    calls one atomic step (as the namespace controller does for one pass).
     """
 
     def __init__(
@@ -42,6 +43,8 @@ class Store:
         self._strategies = admission.Strategies(validator_factory)
         self._rv = 0
         self._cache = WatchCache(history_size)
+        # Told the namespace of every change (a namespace's own name for a Namespace), under the lock.
+        self.on_change: Callable[[str], None] | None = None
         for crd in crds:
             self.create(self._types[_CRDS], None, crd)
 
@@ -54,6 +57,10 @@ class Store:
     def types(self) -> list[ResourceType]:
         with self.lock:
             return list(self._types.values())
+
+    def namespaced_types(self) -> list[ResourceType]:
+        """Every served resource that lives in namespaces, in a stable order (built-ins first)."""
+        return [rt for rt in self.types() if rt.namespaced]
 
     def find_type(self, group: str, version: str, plural: str) -> ResourceType | None:
         rt = self._types.get((group, plural))
@@ -158,6 +165,9 @@ class Store:
 
     def _emit(self, rt: ResourceType, event_type: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         self._cache.publish(WatchEvent(self._rv, event_type, rt.key, obj, old))
+        if self.on_change is not None:
+            meta = obj["metadata"]
+            self.on_change(meta["name"] if rt.key == NAMESPACES else meta.get("namespace") or "")
 
     def _store(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
@@ -176,13 +186,10 @@ class Store:
         if rt.key == _CRDS:
             self._unregister_crd(obj)
         meta = obj["metadata"]
-        namespace = meta.get("namespace") or ""
-        del self._objects[rt.key][namespace][meta["name"]]
+        del self._objects[rt.key][meta.get("namespace") or ""][meta["name"]]
         self._sorted_keys.pop(rt.key, None)
         final = {**obj, "metadata": {**meta, "resourceVersion": str(self._next_rv())}}
         self._emit(rt, "DELETED", final, None)
-        if namespace:
-            self._finish_namespace_if_empty(namespace)
         return final
 
     def create(self, rt: ResourceType, namespace: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -267,6 +274,18 @@ class Store:
         self._emit(rt, "MODIFIED", new, old)
         return new
 
+    def finalize_namespace(self, name: str, finalizer: str) -> dict[str, Any] | None:
+        """The namespace's finalize subresource: drop one spec.finalizers entry; None once that removed it."""
+        with self.lock:
+            ns_type = self._types[NAMESPACES]
+            old = self.find(ns_type, None, name)
+            if old is None:
+                return None
+            spec = old.get("spec") or {}
+            new = {**old, "spec": {**spec, "finalizers": [f for f in spec.get("finalizers") or () if f != finalizer]}}
+            written = self._write(ns_type, old, new, "finalize")
+            return None if self.find(ns_type, None, name) is None else written
+
     def delete(
         self, rt: ResourceType, namespace: str | None, name: str, options: Mapping[str, Any] | None = None
     ) -> tuple[dict[str, Any], bool]:
@@ -287,10 +306,10 @@ class Store:
                         f"Precondition failed: {key} in precondition: {preconditions[key]}, "
                         f"{key} in object meta: {old['metadata'].get(key)}",
                     )
+            if rt.key == NAMESPACES:
+                return self._delete_namespace(rt, old)
             if old["metadata"].get("deletionTimestamp"):
                 return old, False
-            if rt.key == NAMESPACES:
-                return self._delete_namespace(rt, old), False
             if not old["metadata"].get("finalizers"):
                 return self._remove(rt, old), True
             return self._mark(rt, old, updates.marked_for_deletion(rt, old)), False
@@ -301,32 +320,28 @@ class Store:
         self._emit(rt, "MODIFIED", new, old)
         return new
 
-    def _delete_namespace(self, rt: ResourceType, old: dict[str, Any]) -> dict[str, Any]:
-        """A simplified namespace controller: delete everything inside, then the namespace once empty."""
-        name = old["metadata"]["name"]
-        terminating = self._mark(rt, old, updates.marked_for_deletion(rt, old, {"phase": "Terminating"}))
-        for key, buckets in list(self._objects.items()):
-            inner = self._types.get(key)
-            if inner is None or not inner.namespaced:
-                continue
-            for obj in list(buckets.get(name, {}).values()):
-                if obj["metadata"].get("finalizers"):
-                    if not obj["metadata"].get("deletionTimestamp"):
-                        self._mark(inner, obj, updates.marked_for_deletion(inner, obj))
-                else:
-                    self._remove(inner, obj)
-        return self.find(rt, None, name) or terminating
+    def _delete_namespace(self, rt: ResourceType, old: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Namespace storage's Delete: mark it Terminating for the namespace controller to empty and remove.
 
-    def _finish_namespace_if_empty(self, namespace: str) -> None:
-        ns_type = self._types[NAMESPACES]
-        ns_obj = self.find(ns_type, None, namespace)
-        if ns_obj is None or not ns_obj["metadata"].get("deletionTimestamp"):
-            return
-        if ns_obj["metadata"].get("finalizers"):
-            return
-        if any(buckets.get(namespace) for key, buckets in self._objects.items() if key != ns_type.key):
-            return
-        self._remove(ns_type, ns_obj)
+        Source: kubernetes pkg/registry/core/namespace/storage/storage.go (`Delete`) and the
+        NamespaceLifecycle admission plugin (the immortal namespaces).
+        """
+        name = old["metadata"]["name"]
+        if name in ("default", "kube-system", "kube-public"):
+            raise errors.forbidden(rt.plural, rt.group, name, "this namespace may not be deleted")
+        if not old["metadata"].get("deletionTimestamp"):
+            return self._mark(rt, old, updates.namespace_terminating(old)), False
+        if (old.get("spec") or {}).get("finalizers"):
+            raise errors.conflict(
+                rt.plural,
+                rt.group,
+                name,
+                "The system is ensuring all content is removed from this namespace.  "
+                "Upon completion, this namespace will automatically be purged by the system.",
+            )
+        if old["metadata"].get("finalizers"):
+            return old, False
+        return self._remove(rt, old), True
 
     # Watching ------------------------------------------------------------------------------------
 

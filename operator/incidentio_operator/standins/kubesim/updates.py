@@ -1,5 +1,5 @@
-"""What a write keeps, changes and refuses of a stored object: create, replace and patch bodies, the status
-subresource, metadata.generation, and the marks a deletion leaves on an object with finalizers.
+"""What a write keeps, changes and refuses of a stored object: create, replace and patch bodies, the status and
+finalize subresources, metadata.generation, and the marks a deletion leaves on an object with finalizers.
 """
 
 from __future__ import annotations
@@ -83,6 +83,9 @@ def merge_update(rt: ResourceType, old: dict[str, Any], new: dict[str, Any], sub
         status = new.get("status")
         kept = {k: v for k, v in old.items() if k != "status"}
         return kept if status is None else {**kept, "status": status}
+    if subresource == "finalize":
+        finalizers = (new.get("spec") or {}).get("finalizers") or []
+        return {**old, "spec": {**(old.get("spec") or {}), "finalizers": finalizers}}
     old_meta, meta = old["metadata"], new["metadata"]
     for key in (*SYSTEM_FIELDS, "namespace", "name"):
         if key in old_meta:
@@ -95,6 +98,9 @@ def merge_update(rt: ResourceType, old: dict[str, Any], new: dict[str, Any], sub
         new.pop("status", None)
         if "status" in old:
             new["status"] = old["status"]
+    if rt.key == NAMESPACES:
+        # spec.finalizers change only through the finalize subresource (namespace strategy PrepareForUpdate).
+        new["spec"] = old.get("spec", {})
     added = set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
     if old_meta.get("deletionTimestamp") and added:
         problem = (
@@ -134,14 +140,21 @@ def finalized(rt: ResourceType, obj: Mapping[str, Any]) -> bool:
     return rt.key != NAMESPACES or not (obj.get("spec") or {}).get("finalizers")
 
 
-def marked_for_deletion(
-    rt: ResourceType, old: dict[str, Any], status: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+def marked_for_deletion(rt: ResourceType, old: dict[str, Any]) -> dict[str, Any]:
     """An object with finalizers, as a DELETE leaves it: deletionTimestamp set, generation moved on."""
     meta = {**old["metadata"], "deletionTimestamp": now_rfc3339(), "deletionGracePeriodSeconds": 0}
     if rt.tracks_generation:
         meta["generation"] = old["metadata"].get("generation", 0) + 1
-    marked = {**old, "metadata": meta}
-    if status is not None:
-        marked["status"] = {**old.get("status", {}), **status}
-    return marked
+    return {**old, "metadata": meta}
+
+
+def namespace_terminating(old: dict[str, Any]) -> dict[str, Any]:
+    """A namespace as its first DELETE leaves it: deletionTimestamp set and phase Terminating.
+
+    Source: kubernetes pkg/registry/core/namespace/storage/storage.go (`Delete`).
+    """
+    return {
+        **old,
+        "metadata": {**old["metadata"], "deletionTimestamp": now_rfc3339()},
+        "status": {**old.get("status", {}), "phase": "Terminating"},
+    }
