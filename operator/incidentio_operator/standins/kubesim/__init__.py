@@ -6,7 +6,8 @@ and deletionTimestamp (DELETED events carry the last stored state), schema pruni
 of custom objects, Secrets' stringData, the namespace lifecycle (creates refused in a terminating
 namespace) and the namespace controller (content deleted honouring finalizers, status conditions, the
 namespace removed last), watch replay/bookmarks/timeouts, 410 Expired after compaction for watches and
-continue tokens, label and field selectors, pagination, fault injection and request accounting.
+continue tokens, label and field selectors, pagination, fault injection and request accounting (the
+object bodies each response carried).
 
 Not modelled: authentication and RBAC (any token is accepted), admission webhooks, server-side apply,
 strategic merge keys (built-ins get merge-patch semantics), garbage collection via ownerReferences,
@@ -17,12 +18,13 @@ cleanup controller (a deleted CRD's instances go at once, finalizers or not).
 from .admission import ObjectValidatorLike, SchemaProblemLike, ValidatorFactory
 from .client import StandInClient
 from .errors import ApiError
-from .faults import RecordedCall, RequestMatch
+from .faults import BodiesSent, RecordedCall, RequestMatch
 from .kubeconfig import write_kubeconfig
 from .server import KubeApiStandIn, default_validator_factory
 
 __all__ = [
     "ApiError",
+    "BodiesSent",
     "KubeApiStandIn",
     "ObjectValidatorLike",
     "RecordedCall",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TypedDict
 
 
@@ -28,9 +29,14 @@ def matches(match: RequestMatch, verb: str, resource: str | None, subresource: s
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class RecordedCall:
-    """One request the stand-in answered; never its body (Secrets travel in bodies)."""
+    """One request the stand-in answered; never its body (Secrets travel in bodies).
+
+    The `sent_*` fields count the object bodies the response carried (a get or write: one; a list: its
+    items; a watch: every ADDED/MODIFIED/DELETED event, growing while the stream is open): how many, their
+    JSON size in bytes, and their `namespace/name`.
+    """
 
     method: str
     path: str
@@ -41,6 +47,33 @@ class RecordedCall:
     name: str | None
     status: int
     at: float
+    sent_objects: int = 0
+    sent_bytes: int = 0
+    sent_names: list[str] = field(default_factory=list)
+
+    def count_sent(self, namespace: str | None, name: str, size: int) -> None:
+        self.sent_objects += 1
+        self.sent_bytes += size
+        self.sent_names.append(f"{namespace}/{name}" if namespace else name)
+
+
+@dataclass(frozen=True)
+class BodiesSent:
+    """Object bodies of one resource sent to clients: how many, their bytes, and which (`namespace/name`)."""
+
+    objects: int
+    bytes: int
+    names: frozenset[str]
+
+
+def bodies_sent(calls: Iterable[RecordedCall]) -> BodiesSent:
+    objects = size = 0
+    names: set[str] = set()
+    for call in calls:
+        objects += call.sent_objects
+        size += call.sent_bytes
+        names.update(call.sent_names)
+    return BodiesSent(objects, size, frozenset(names))
 
 
 @dataclass

@@ -16,7 +16,7 @@ from aiohttp import web
 from . import errors, routing
 from .admission import ObjectValidatorLike, ValidatorFactory
 from .errors import ApiError
-from .faults import FaultPlan, RecordedCall, RequestMatch, matches
+from .faults import BodiesSent, FaultPlan, RecordedCall, RequestMatch, bodies_sent, matches
 from .kubeconfig import write_kubeconfig
 from .namespaces import NamespaceController
 from .routing import Target, encode, json_response, read_body
@@ -182,6 +182,12 @@ class KubeApiStandIn:
         """How many recorded requests match (see `RequestMatch`)."""
         return sum(1 for call in list(self.requests) if matches(match, call.verb, call.resource, call.subresource))
 
+    def sent(self, resource: str, *, verb: str | None = None) -> BodiesSent:
+        """The object bodies of `resource` (a plural) that recorded responses carried to clients (of one verb)."""
+        return bodies_sent(
+            call for call in list(self.requests) if call.resource == resource and verb in (None, call.verb)
+        )
+
     def clear_requests(self) -> None:
         self.requests.clear()
 
@@ -189,6 +195,7 @@ class KubeApiStandIn:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         target: Target | None = None
+        sent: list[tuple[str | None, str, int]] = []
         try:
             discovery = routing.discovery(request, self._store.types())
             if discovery is not None:
@@ -205,14 +212,16 @@ class KubeApiStandIn:
                 elif target.verb == "watch":
                     response = await self._watch(request, target)
                 else:
-                    response = json_response(*await self._serve(request, target))
+                    response = json_response(*await self._serve(request, target, sent))
         except ApiError as exc:
             response = json_response(encode(exc.to_status()), exc.status)
             if exc.status == 429:
                 response.headers["Retry-After"] = "1"
         # An open watch stream was recorded when it started, so tests can wait for it to be there.
         if not (target is not None and target.verb == "watch" and response.prepared):
-            self._record(request, target, response.status)
+            call = self._record(request, target, response.status)
+            for namespace, name, size in sent:
+                call.count_sent(namespace, name, size)
         return response
 
     async def _hold(self, seconds: float) -> None:
@@ -224,50 +233,52 @@ class KubeApiStandIn:
         finally:
             self._held -= 1
 
-    def _record(self, request: web.Request, target: Target | None, status: int) -> None:
-        self.requests.append(
-            RecordedCall(
-                method=request.method,
-                path=request.path_qs,
-                verb=target.verb if target else "get",
-                resource=target.rt.plural if target else None,
-                subresource=target.subresource if target else None,
-                namespace=target.namespace if target else None,
-                name=request.get(_CREATED_NAME) or (target.name if target else None),
-                status=status,
-                at=time.time(),
-            )
+    def _record(self, request: web.Request, target: Target | None, status: int) -> RecordedCall:
+        call = RecordedCall(
+            method=request.method,
+            path=request.path_qs,
+            verb=target.verb if target else "get",
+            resource=target.rt.plural if target else None,
+            subresource=target.subresource if target else None,
+            namespace=target.namespace if target else None,
+            name=request.get(_CREATED_NAME) or (target.name if target else None),
+            status=status,
+            at=time.time(),
         )
+        self.requests.append(call)
+        return call
 
-    async def _serve(self, request: web.Request, target: Target) -> tuple[bytes, int]:
-        """The response body and status of a request other than a watch."""
+    async def _serve(
+        self, request: web.Request, target: Target, sent: list[tuple[str | None, str, int]]
+    ) -> tuple[bytes, int]:
+        """The response body and status of a request other than a watch; object bodies are noted in `sent`."""
         store, rt, ns, name = self._store, target.rt, target.namespace, target.name
         if target.verb == "list":
-            return encode(self._list(request, target)), 200
+            return self._list_body(request, target, sent), 200
         if target.verb == "deletecollection":
-            return encode(self._delete_collection(request, target, await read_body(request, optional=True))), 200
+            return self._delete_collection(request, target, await read_body(request, optional=True), sent), 200
         if target.verb == "create":
             created = store.create(rt, ns, await read_body(request))
             # Creates have no name in the URL (generateName); the log names what was created.
             request[_CREATED_NAME] = created["metadata"]["name"]
-            return encode(target.present(created)), 201
+            return _object_body(target, created, sent), 201
         assert name is not None, "routing gives every other verb an object name"
         if target.verb == "get":
-            return encode(target.present(store.get(rt, ns, name))), 200
+            return _object_body(target, store.get(rt, ns, name), sent), 200
         if target.verb == "update":
             updated = store.update(rt, ns, name, await read_body(request), subresource=target.subresource)
-            return encode(target.present(updated)), 200
+            return _object_body(target, updated, sent), 200
         if target.verb == "patch":
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
             patched = store.patch(rt, ns, name, content_type, await read_body(request), subresource=target.subresource)
-            return encode(target.present(patched)), 200
+            return _object_body(target, patched, sent), 200
         obj, gone = store.delete(rt, ns, name, await read_body(request, optional=True))
         if gone and rt.plural != "namespaces":
             # Registries other than the namespaces' answer an immediate deletion with a Status (finalizeDelete).
             return encode(_deleted_status(target, obj)), 200
-        return encode(target.present(obj)), 200
+        return _object_body(target, obj, sent), 200
 
-    def _list(self, request: web.Request, target: Target) -> dict[str, Any]:
+    def _list_page(self, request: web.Request, target: Target) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         query = request.query
         try:
             limit = int(query.get("limit") or 0)
@@ -286,27 +297,46 @@ class KubeApiStandIn:
             metadata["continue"] = page.continue_token
         if page.remaining is not None:
             metadata["remainingItemCount"] = page.remaining
-        return {
-            "apiVersion": target.api_version,
-            "kind": f"{target.rt.kind}List",
-            "metadata": metadata,
-            "items": [target.present(item) for item in page.items],
-        }
+        envelope = {"apiVersion": target.api_version, "kind": f"{target.rt.kind}List", "metadata": metadata}
+        return envelope, page.items
 
-    def _delete_collection(self, request: web.Request, target: Target, options: Any) -> dict[str, Any]:
+    def _list_body(self, request: web.Request, target: Target, sent: list[tuple[str | None, str, int]]) -> bytes:
+        envelope, items = self._list_page(request, target)
+        return _items_body(target, envelope, items, sent)
+
+    def _delete_collection(
+        self, request: web.Request, target: Target, options: Any, sent: list[tuple[str | None, str, int]]
+    ) -> bytes:
         """The list of what matched, as it was before the deletion (the generic registry's DeleteCollection)."""
-        listing = self._list(request, target)
-        for item in listing["items"]:
+        envelope, items = self._list_page(request, target)
+        for item in items:
             self._store.delete(target.rt, item["metadata"].get("namespace"), item["metadata"]["name"], options)
-        return {**listing, "metadata": {"resourceVersion": self._store.resource_version}}
+        envelope["metadata"] = {"resourceVersion": self._store.resource_version}
+        return _items_body(target, envelope, items, sent)
 
     async def _watch(self, request: web.Request, target: Target, failure: ApiError | None = None) -> web.StreamResponse:
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)
-        self._record(request, target, response.status)
-        await self._watch_stream.serve(request, target, response, failure)
+        call = self._record(request, target, response.status)
+        await self._watch_stream.serve(request, target, call, response, failure)
         return response
+
+
+def _items_body(
+    target: Target, envelope: dict[str, Any], items: list[dict[str, Any]], sent: list[tuple[str | None, str, int]]
+) -> bytes:
+    """A list's JSON, each item serialised on its own so that its size can be counted."""
+    bodies = [encode(target.present(item)) for item in items]
+    for item, body in zip(items, bodies, strict=True):
+        sent.append((item["metadata"].get("namespace"), item["metadata"]["name"], len(body)))
+    return encode(envelope)[:-1] + b',"items":[' + b",".join(bodies) + b"]}"
+
+
+def _object_body(target: Target, obj: dict[str, Any], sent: list[tuple[str | None, str, int]]) -> bytes:
+    body = encode(target.present(obj))
+    sent.append((obj["metadata"].get("namespace"), obj["metadata"]["name"], len(body)))
+    return body
 
 
 def _deleted_status(target: Target, obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from . import errors
 from .errors import ApiError
+from .faults import RecordedCall
 from .routing import Target
 from .selectors import field_selector, label_selector
 from .store import Store
@@ -68,6 +69,7 @@ class WatchStream:
         self,
         request: web.Request,
         target: Target,
+        call: RecordedCall,
         response: web.StreamResponse,
         failure: ApiError | None,
     ) -> None:
@@ -86,7 +88,7 @@ class WatchStream:
                 await response.write(json.dumps({"type": "ERROR", "object": failure.to_status()}).encode() + b"\n")
                 await response.write_eof()
                 return
-            if await self._stream(request, watcher, response, options):
+            if await self._stream(request, watcher, call, response, options):
                 await response.write_eof()
         except _STREAM_ERRORS:
             return
@@ -97,6 +99,7 @@ class WatchStream:
         self,
         request: web.Request,
         watcher: Watcher,
+        call: RecordedCall,
         response: web.StreamResponse,
         options: WatchOptions,
     ) -> bool:
@@ -111,6 +114,8 @@ class WatchStream:
             while watcher.pending and initial_left != 0:
                 event_type, event = watcher.pending.popleft()
                 chunk.append(event.line(event_type, watcher.api_version))
+                meta = event.obj["metadata"]
+                call.count_sent(meta.get("namespace"), meta["name"], len(event.body(watcher.api_version)))
                 if initial_left is not None:
                     initial_left -= 1
             if initial_left == 0:
