@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Any, TypedDict
 
 
 class RequestMatch(TypedDict, total=False):
@@ -51,10 +51,16 @@ class RecordedCall:
     sent_bytes: int = 0
     sent_names: list[str] = field(default_factory=list)
 
-    def count_sent(self, namespace: str | None, name: str, size: int) -> None:
-        self.sent_objects += 1
+    def count_sent(self, objects: Iterable[Mapping[str, Any]], size: int) -> None:
+        """Note object bodies the response carried, `size` the bytes of their JSON together."""
+        names = [f"{m['namespace']}/{m['name']}" if m.get("namespace") else m["name"] for m in _metadata(objects)]
+        self.sent_names.extend(names)
+        self.sent_objects += len(names)
         self.sent_bytes += size
-        self.sent_names.append(f"{namespace}/{name}" if namespace else name)
+
+
+def _metadata(objects: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+    return (obj["metadata"] for obj in objects)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ Paths and verbs as https://kubernetes.io/docs/reference/using-api/api-concepts/#
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ class Target:
     subresource: str | None
     verb: str
 
-    @property
+    @functools.cached_property
     def api_version(self) -> str:
         return self.rt.api_version(self.version)
 
@@ -123,8 +124,12 @@ async def read_body(request: web.Request, *, optional: bool = False) -> Any:
         raise errors.bad_request(f"the request body is not valid JSON: {exc}") from exc
 
 
+# One encoder for every body: json.dumps with non-default separators builds a new encoder on each call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
+    return _ENCODER.encode(body).encode()
 
 
 def json_response(body: bytes, status: int = 200) -> web.Response:

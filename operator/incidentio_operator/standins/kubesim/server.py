@@ -25,6 +25,8 @@ from .store import Store
 from .streaming import WatchStream
 
 _CREATED_NAME = web.RequestKey("kubesim.created_name", str)
+# The object bodies a response carries, with the bytes of their JSON, for the request log.
+Sent = list[tuple[Sequence[Mapping[str, Any]], int]]
 
 
 def default_validator_factory(crd: Mapping[str, Any]) -> ObjectValidatorLike:
@@ -195,7 +197,7 @@ class KubeApiStandIn:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         target: Target | None = None
-        sent: list[tuple[str | None, str, int]] = []
+        sent: Sent = []
         try:
             discovery = routing.discovery(request, self._store.types())
             if discovery is not None:
@@ -220,8 +222,8 @@ class KubeApiStandIn:
         # An open watch stream was recorded when it started, so tests can wait for it to be there.
         if not (target is not None and target.verb == "watch" and response.prepared):
             call = self._record(request, target, response.status)
-            for namespace, name, size in sent:
-                call.count_sent(namespace, name, size)
+            for objects, size in sent:
+                call.count_sent(objects, size)
         return response
 
     async def _hold(self, seconds: float) -> None:
@@ -248,9 +250,7 @@ class KubeApiStandIn:
         self.requests.append(call)
         return call
 
-    async def _serve(
-        self, request: web.Request, target: Target, sent: list[tuple[str | None, str, int]]
-    ) -> tuple[bytes, int]:
+    async def _serve(self, request: web.Request, target: Target, sent: Sent) -> tuple[bytes, int]:
         """The response body and status of a request other than a watch; object bodies are noted in `sent`."""
         store, rt, ns, name = self._store, target.rt, target.namespace, target.name
         if target.verb == "list":
@@ -300,13 +300,11 @@ class KubeApiStandIn:
         envelope = {"apiVersion": target.api_version, "kind": f"{target.rt.kind}List", "metadata": metadata}
         return envelope, page.items
 
-    def _list_body(self, request: web.Request, target: Target, sent: list[tuple[str | None, str, int]]) -> bytes:
+    def _list_body(self, request: web.Request, target: Target, sent: Sent) -> bytes:
         envelope, items = self._list_page(request, target)
         return _items_body(target, envelope, items, sent)
 
-    def _delete_collection(
-        self, request: web.Request, target: Target, options: Any, sent: list[tuple[str | None, str, int]]
-    ) -> bytes:
+    def _delete_collection(self, request: web.Request, target: Target, options: Any, sent: Sent) -> bytes:
         """The list of what matched, as it was before the deletion (the generic registry's DeleteCollection)."""
         envelope, items = self._list_page(request, target)
         for item in items:
@@ -323,19 +321,16 @@ class KubeApiStandIn:
         return response
 
 
-def _items_body(
-    target: Target, envelope: dict[str, Any], items: list[dict[str, Any]], sent: list[tuple[str | None, str, int]]
-) -> bytes:
-    """A list's JSON, each item serialised on its own so that its size can be counted."""
-    bodies = [encode(target.present(item)) for item in items]
-    for item, body in zip(items, bodies, strict=True):
-        sent.append((item["metadata"].get("namespace"), item["metadata"]["name"], len(body)))
-    return encode(envelope)[:-1] + b',"items":[' + b",".join(bodies) + b"]}"
+def _items_body(target: Target, envelope: dict[str, Any], items: list[dict[str, Any]], sent: Sent) -> bytes:
+    """A list's JSON; the items' share of it (less brackets and commas) is what they weigh."""
+    items_json = encode([target.present(item) for item in items])
+    sent.append((items, len(items_json) - 2 - max(len(items) - 1, 0)))
+    return b"".join((encode(envelope)[:-1], b',"items":', items_json, b"}"))
 
 
-def _object_body(target: Target, obj: dict[str, Any], sent: list[tuple[str | None, str, int]]) -> bytes:
+def _object_body(target: Target, obj: dict[str, Any], sent: Sent) -> bytes:
     body = encode(target.present(obj))
-    sent.append((obj["metadata"].get("namespace"), obj["metadata"]["name"], len(body)))
+    sent.append(([obj], len(body)))
     return body
 
 

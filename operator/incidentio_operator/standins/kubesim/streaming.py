@@ -114,8 +114,7 @@ class WatchStream:
             while watcher.pending and initial_left != 0:
                 event_type, event = watcher.pending.popleft()
                 chunk.append(event.line(event_type, watcher.api_version))
-                meta = event.obj["metadata"]
-                call.count_sent(meta.get("namespace"), meta["name"], len(event.body(watcher.api_version)))
+                call.count_sent([event.obj], len(event.body(watcher.api_version)))
                 if initial_left is not None:
                     initial_left -= 1
             if initial_left == 0:
