@@ -161,6 +161,10 @@ def test_creating_and_deleting_a_crd_registers_and_unregisters_its_kind(client: 
     client.create({"apiVersion": W, "kind": "Sprocket", "metadata": {"name": "s1"}})
     assert [s["metadata"]["name"] for s in client.list(W, "sprockets")] == ["s1"]
     client.delete("apiextensions.k8s.io/v1", "customresourcedefinitions", None, "sprockets.example.com")
+    # The CRD finalizer deletes the instances first, then the CRD goes (see test_kubesim_crds.py).
+    deadline = time.monotonic() + 20
+    while client.get("apiextensions.k8s.io/v1", "crd", None, "sprockets.example.com") and time.monotonic() < deadline:
+        time.sleep(0.02)
     with pytest.raises(ApiError) as exc:
         client.list(W, "sprockets")
     assert exc.value.status == 404

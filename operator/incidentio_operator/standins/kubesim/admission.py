@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from . import errors
+from .errors import ApiError
 from .resources import CRD_GROUP, ResourceType
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -110,6 +111,21 @@ def admit_to_namespace(
             "field": "metadata.namespace",
         }
         raise errors.forbidden(rt.plural, rt.group, name, _TERMINATING.format(namespace), [cause])
+
+
+def admit_custom_resource(rt: ResourceType, crd: Mapping[str, Any] | None) -> None:
+    """405 for a create of a custom resource whose CRD is being deleted, as the apiextensions server answers.
+
+    Source: apiextensions-apiserver customresource_handler.go ("not allowed while custom resource definition
+    is terminating").
+    """
+    if crd is not None and crd["metadata"].get("deletionTimestamp"):
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            "create not allowed while custom resource definition is terminating",
+            {"group": rt.group, "kind": rt.plural},
+        )
 
 
 def check_name(rt: ResourceType, obj: Mapping[str, Any]) -> None:
@@ -209,8 +225,8 @@ def _shape_crd(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     storage = next((v["name"] for v in spec["versions"] if v.get("storage")), spec["versions"][0]["name"])
     old_status = (old or {}).get("status") or {}
     if old_status.get("acceptedNames") == names:
-        # Re-applying an unchanged CRD must stay a no-op, as it is on a real cluster.
-        obj["status"] = old_status
+        # Re-applying an unchanged CRD must stay a no-op, as it is on a real cluster; status writes stand.
+        obj["status"] = obj.get("status") or old_status
         return
     now = now_rfc3339()
     obj["status"] = {

@@ -12,21 +12,18 @@ and https://kubernetes.io/docs/tasks/administer-cluster/namespaces/#deleting-a-n
    finalize subresource, which removes the namespace (DELETED on the namespace watch) — last.
 
 Unlike the real controller, which retries a namespace with content left after an estimate of 15 s,
-this one looks again whenever anything in a terminating namespace changes.
+this one looks again whenever anything in a terminating namespace changes (see `controllers.Controller`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .admission import now_rfc3339
+from .controllers import Controller
 from .resources import ResourceType
 from .store import Store
-from .watchcache import Wakeup
+from .updates import set_condition
 
 FINALIZER = "kubernetes"
 # The condition types the controller maintains, in its order, with the reason and message of each when fine.
@@ -64,100 +61,56 @@ def _remaining_conditions(
 def updated_conditions(
     current: list[dict[str, Any]], resources: Mapping[str, int], finalizers: Mapping[str, int]
 ) -> list[dict[str, Any]]:
-    """The namespace's conditions after a pass; lastTransitionTime moves only when a status does."""
+    """The namespace's conditions after a pass: the five the controller maintains, in its order."""
     remaining = _remaining_conditions(resources, finalizers)
     conditions = [dict(c) for c in current]
     for condition_type, ok_reason, ok_message in _OK_CONDITIONS:
-        status, reason, message = remaining.get(condition_type, ("False", ok_reason, ok_message))
-        old = next((c for c in conditions if c.get("type") == condition_type), None)
-        if old is None:
-            conditions.append(
-                {
-                    "type": condition_type,
-                    "status": status,
-                    "lastTransitionTime": now_rfc3339(),
-                    "reason": reason,
-                    "message": message,
-                }
-            )
-        elif (old.get("status"), old.get("reason"), old.get("message")) != (status, reason, message):
-            if old.get("status") != status:
-                old["lastTransitionTime"] = now_rfc3339()
-            old.update(status=status, reason=reason, message=message)
+        set_condition(conditions, condition_type, *remaining.get(condition_type, ("False", ok_reason, ok_message)))
     return conditions
 
 
-class NamespaceController:
-    """Runs on the stand-in's event loop while it serves; woken by every change in a terminating namespace."""
+class NamespaceController(Controller):
+    """Keyed by namespace name; a namespace is pending while it is terminating and anything in it changes."""
+
+    name = "namespace-controller"
 
     def __init__(self, store: Store) -> None:
-        self._store = store
+        super().__init__(store)
         namespaces = store.find_type("", "v1", "namespaces")
         assert namespaces is not None, "Namespace is a built-in resource"
         self._namespaces = namespaces
-        self._pending: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._wakeup: Wakeup | None = None
-        self._task: asyncio.Task[None] | None = None
-        store.on_change = self._changed
 
-    def start(self) -> None:
-        self._wakeup = Wakeup()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="kubesim-namespace-controller")
-        with self._store.lock:
-            terminating = [
-                ns["metadata"]["name"]
-                for ns in self._store.list(self._namespaces, None).items
-                if ns["metadata"].get("deletionTimestamp")
-            ]
-        for name in terminating:
-            self._changed(name)
+    def key_for(self, rt: ResourceType, obj: Mapping[str, Any]) -> str | None:
+        meta = obj["metadata"]
+        name = meta["name"] if rt.key == self._namespaces.key else meta.get("namespace")
+        if not name:
+            return None
+        namespace = self._store.find(self._namespaces, None, name)
+        return name if namespace is not None and namespace["metadata"].get("deletionTimestamp") else None
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._wakeup = None
+    def initial_keys(self) -> Iterable[str]:
+        for namespace in self._store.list(self._namespaces, None).items:
+            if namespace["metadata"].get("deletionTimestamp"):
+                yield namespace["metadata"]["name"]
 
-    def _changed(self, namespace: str) -> None:
-        """Called by the store under its lock for every change, with the namespace the change is in."""
-        if not namespace or self._wakeup is None:
-            return
-        ns_obj = self._store.find(self._namespaces, None, namespace)
-        if ns_obj is not None and ns_obj["metadata"].get("deletionTimestamp"):
-            self._pending[namespace] = None
-            self._wakeup.set()
-
-    async def _run(self) -> None:
-        wakeup = self._wakeup
-        while wakeup is not None:
-            await wakeup.wait()
-            wakeup.clear()
-            with self._store.lock:
-                names = list(self._pending)
-                self._pending.clear()
-            for name in names:
-                self.sync(name)
-
-    def sync(self, name: str) -> None:
+    def sync(self, key: str) -> None:
         """One pass over a terminating namespace, in one atomic step of the store."""
         store, ns_type = self._store, self._namespaces
         with store.lock:
-            namespace = store.find(ns_type, None, name)
+            namespace = store.find(ns_type, None, key)
             if namespace is None or not namespace["metadata"].get("deletionTimestamp"):
                 return
             if FINALIZER not in ((namespace.get("spec") or {}).get("finalizers") or ()):
                 return
-            resources, finalizers = self._delete_content(name)
-            namespace = store.find(ns_type, None, name) or namespace
+            resources, finalizers = self._delete_content(key)
+            namespace = store.find(ns_type, None, key) or namespace
             status = namespace.get("status") or {}
             conditions = updated_conditions(list(status.get("conditions") or ()), resources, finalizers)
             if conditions != status.get("conditions"):
                 body = {**namespace, "status": {**status, "conditions": conditions}}
-                store.update(ns_type, None, name, body, subresource="status")
+                store.update(ns_type, None, key, body, subresource="status")
             if not resources:
-                store.finalize_namespace(name, FINALIZER)
+                store.finalize_namespace(key, FINALIZER)
 
     def _delete_content(self, namespace: str) -> tuple[dict[str, int], dict[str, int]]:
         """Delete everything in the namespace; what remains, as `plural.group` -> count and finalizer -> count."""

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from . import errors, routing
 from .admission import ObjectValidatorLike, ValidatorFactory
+from .crds import CrdFinalizer
 from .errors import ApiError
 from .faults import BodiesSent, FaultPlan, RecordedCall, RequestMatch, bodies_sent, matches
 from .kubeconfig import write_kubeconfig
@@ -49,7 +50,7 @@ class KubeApiStandIn:
         bookmark_interval: float = 30.0,
     ) -> None:
         self._store = Store(crds=crds, validator_factory=validator_factory, history_size=history_size)
-        self._namespace_controller = NamespaceController(self._store)
+        self._controllers = (NamespaceController(self._store), CrdFinalizer(self._store))
         self._watch_stream = WatchStream(self._store, bookmark_interval)
         self._faults = FaultPlan()
         self.requests: list[RecordedCall] = []
@@ -62,7 +63,7 @@ class KubeApiStandIn:
     # Lifecycle -----------------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Serve on `host:port` (port 0: any free port) and start the namespace controller."""
+        """Serve on `host:port` (port 0: any free port) and start the controllers (namespaces, CRD cleanup)."""
         self._loop = asyncio.get_running_loop()
         self._release = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -74,11 +75,13 @@ class KubeApiStandIn:
         server = cast(asyncio.Server, site._server)
         bound_host, bound_port = server.sockets[0].getsockname()[:2]
         self._url = f"http://{bound_host}:{bound_port}"
-        self._namespace_controller.start()
+        for controller in self._controllers:
+            controller.start()
 
     async def stop(self) -> None:
         """Stop serving; open watch streams and held requests are ended first so that shutdown never waits."""
-        await self._namespace_controller.stop()
+        for controller in self._controllers:
+            await controller.stop()
         self._release_now()
         for watcher in self._store.watchers():
             watcher.close()

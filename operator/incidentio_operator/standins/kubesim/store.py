@@ -14,12 +14,10 @@ from typing import Any
 from . import admission, errors, paging, updates
 from .admission import ValidatorFactory, new_object, now_rfc3339
 from .errors import ApiError
-from .resources import BUILTINS, CRD_GROUP, ResourceType, from_crd
+from .resources import BUILTINS, ResourceType, from_crd
 from .selectors import Predicate
-from .updates import NAMESPACES
+from .updates import CRDS, NAMESPACES
 from .watchcache import WatchCache, Watcher, WatchEvent
-
-_CRDS = (CRD_GROUP, "customresourcedefinitions")
 
 
 class Store:
@@ -43,10 +41,10 @@ class Store:
         self._strategies = admission.Strategies(validator_factory)
         self._rv = 0
         self._cache = WatchCache(history_size)
-        # Told the namespace of every change (a namespace's own name for a Namespace), under the lock.
-        self.on_change: Callable[[str], None] | None = None
+        # Told of every change (the type and the object as it now is), under the lock: the controllers.
+        self.listeners: list[Callable[[ResourceType, dict[str, Any]], None]] = []
         for crd in crds:
-            self.create(self._types[_CRDS], None, crd)
+            self.create(self._types[CRDS], None, crd)
 
     # Resource types ------------------------------------------------------------------------------
 
@@ -86,10 +84,8 @@ class Store:
 
     def _unregister_crd(self, crd: Mapping[str, Any]) -> None:
         rt = from_crd(crd)
-        # Simplification: the real server deletes the instances through their finalizers first.
-        for ns_objects in list(self._objects.get(rt.key, {}).values()):
-            for obj in list(ns_objects.values()):
-                self._remove(rt, obj)
+        # The CRD finalizer has deleted the instances by now, unless someone removed its finalizer by hand:
+        # then, as on a real cluster, what is left is no longer served, and its watches just end.
         self._types.pop(rt.key, None)
         self._strategies.forget(rt.key)
         self._objects.pop(rt.key, None)
@@ -165,9 +161,8 @@ class Store:
 
     def _emit(self, rt: ResourceType, event_type: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         self._cache.publish(WatchEvent(self._rv, event_type, rt.key, obj, old))
-        if self.on_change is not None:
-            meta = obj["metadata"]
-            self.on_change(meta["name"] if rt.key == NAMESPACES else meta.get("namespace") or "")
+        for listener in self.listeners:
+            listener(rt, obj)
 
     def _store(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
@@ -183,7 +178,7 @@ class Store:
         revision for the time at which it gets deleted"); so an update that drops the last finalizer is
         never stored, and the DELETED object still lists that finalizer, as kopf's processing notes.
         """
-        if rt.key == _CRDS:
+        if rt.key == CRDS:
             self._unregister_crd(obj)
         meta = obj["metadata"]
         del self._objects[rt.key][meta.get("namespace") or ""][meta["name"]]
@@ -196,6 +191,9 @@ class Store:
         with self.lock:
             obj = new_object(rt, body)
             admission.admit_to_namespace(rt, namespace, obj, self._namespace)
+            if rt.is_custom:
+                crd = self.find(self._types[CRDS], None, f"{rt.plural}.{rt.group}")
+                admission.admit_custom_resource(rt, crd)
             updates.prepare_create(rt, obj)
             admission.check_name(rt, obj)
             obj = self._strategies.shape(rt, obj, None)
@@ -208,7 +206,7 @@ class Store:
                 meta["generation"] = 1
             meta["resourceVersion"] = str(self._next_rv())
             self._store(rt, obj)
-            if rt.key == _CRDS:
+            if rt.key == CRDS:
                 self._register_crd(obj)
             self._emit(rt, "ADDED", obj, None)
             return obj
@@ -269,7 +267,7 @@ class Store:
             return self._remove(rt, old)
         new["metadata"]["resourceVersion"] = str(self._next_rv())
         self._store(rt, new)
-        if rt.key == _CRDS:
+        if rt.key == CRDS:
             self._register_crd(new)
         self._emit(rt, "MODIFIED", new, old)
         return new
@@ -306,42 +304,20 @@ class Store:
                         f"Precondition failed: {key} in precondition: {preconditions[key]}, "
                         f"{key} in object meta: {old['metadata'].get(key)}",
                     )
-            if rt.key == NAMESPACES:
-                return self._delete_namespace(rt, old)
-            if old["metadata"].get("deletionTimestamp"):
-                return old, False
-            if not old["metadata"].get("finalizers"):
-                return self._remove(rt, old), True
-            return self._mark(rt, old, updates.marked_for_deletion(rt, old)), False
+            marked = updates.registry_deletion(rt, old)
+            if marked is not None:
+                return self._mark(rt, old, marked), False
+            if old["metadata"].get("finalizers"):
+                return self._mark(rt, old, updates.marked_for_deletion(rt, old)), False
+            return self._remove(rt, old), True
 
     def _mark(self, rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+        if new is old:
+            return old
         new["metadata"]["resourceVersion"] = str(self._next_rv())
         self._store(rt, new)
         self._emit(rt, "MODIFIED", new, old)
         return new
-
-    def _delete_namespace(self, rt: ResourceType, old: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Namespace storage's Delete: mark it Terminating for the namespace controller to empty and remove.
-
-        Source: kubernetes pkg/registry/core/namespace/storage/storage.go (`Delete`) and the
-        NamespaceLifecycle admission plugin (the immortal namespaces).
-        """
-        name = old["metadata"]["name"]
-        if name in ("default", "kube-system", "kube-public"):
-            raise errors.forbidden(rt.plural, rt.group, name, "this namespace may not be deleted")
-        if not old["metadata"].get("deletionTimestamp"):
-            return self._mark(rt, old, updates.namespace_terminating(old)), False
-        if (old.get("spec") or {}).get("finalizers"):
-            raise errors.conflict(
-                rt.plural,
-                rt.group,
-                name,
-                "The system is ensuring all content is removed from this namespace.  "
-                "Upon completion, this namespace will automatically be purged by the system.",
-            )
-        if old["metadata"].get("finalizers"):
-            return old, False
-        return self._remove(rt, old), True
 
     # Watching ------------------------------------------------------------------------------------
 

@@ -11,9 +11,13 @@ from typing import Any
 from . import errors
 from .admission import new_object, now_rfc3339
 from .patches import json_patch, merge_patch
-from .resources import ResourceType
+from .resources import CRD_GROUP, ResourceType
 
 NAMESPACES = ("", "namespaces")
+CRDS = (CRD_GROUP, "customresourcedefinitions")
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+# The finalizer the CRD registry adds on delete, for the CRD finalizer to delete the instances first.
+CRD_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 SYSTEM_FIELDS = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 # Same alphabet as the real server's generateName suffixes (no vowels, no look-alike digits).
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -141,20 +145,79 @@ def finalized(rt: ResourceType, obj: Mapping[str, Any]) -> bool:
 
 
 def marked_for_deletion(rt: ResourceType, old: dict[str, Any]) -> dict[str, Any]:
-    """An object with finalizers, as a DELETE leaves it: deletionTimestamp set, generation moved on."""
+    """An object with finalizers, as a DELETE leaves it: deletionTimestamp set, generation moved on.
+
+    The same object when it is already marked: deleting it again changes nothing
+    (https://kubernetes.io/docs/concepts/overview/working-with-objects/finalizers/).
+    """
+    if old["metadata"].get("deletionTimestamp"):
+        return old
     meta = {**old["metadata"], "deletionTimestamp": now_rfc3339(), "deletionGracePeriodSeconds": 0}
     if rt.tracks_generation:
         meta["generation"] = old["metadata"].get("generation", 0) + 1
     return {**old, "metadata": meta}
 
 
-def namespace_terminating(old: dict[str, Any]) -> dict[str, Any]:
-    """A namespace as its first DELETE leaves it: deletionTimestamp set and phase Terminating.
+def registry_deletion(rt: ResourceType, old: dict[str, Any]) -> dict[str, Any] | None:
+    """What the namespace and CRD registries' own Delete makes of a first DELETE; None for the generic rules.
 
-    Source: kubernetes pkg/registry/core/namespace/storage/storage.go (`Delete`).
+    A namespace is marked Terminating for the namespace controller (pkg/registry/core/namespace/storage,
+    `Delete`): default, kube-system and kube-public cannot be deleted (NamespaceLifecycle admission), and a
+    second DELETE while content remains is 409 Conflict. A CRD gets the cleanup finalizer and a Terminating
+    condition for the CRD finalizer to delete its instances (apiextensions registry customresourcedefinition,
+    `Delete`).
     """
-    return {
-        **old,
-        "metadata": {**old["metadata"], "deletionTimestamp": now_rfc3339()},
-        "status": {**old.get("status", {}), "phase": "Terminating"},
-    }
+    meta = old["metadata"]
+    if rt.key == NAMESPACES:
+        if meta["name"] in IMMORTAL_NAMESPACES:
+            raise errors.forbidden(rt.plural, rt.group, meta["name"], "this namespace may not be deleted")
+        if not meta.get("deletionTimestamp"):
+            return {
+                **old,
+                "metadata": {**meta, "deletionTimestamp": now_rfc3339()},
+                "status": {**old.get("status", {}), "phase": "Terminating"},
+            }
+        if (old.get("spec") or {}).get("finalizers"):
+            raise errors.conflict(
+                rt.plural,
+                rt.group,
+                meta["name"],
+                "The system is ensuring all content is removed from this namespace.  "
+                "Upon completion, this namespace will automatically be purged by the system.",
+            )
+    if rt.key == CRDS and not meta.get("deletionTimestamp"):
+        finalizers = list(meta.get("finalizers") or ())
+        status = {**old.get("status", {}), "conditions": [dict(c) for c in old.get("status", {}).get("conditions", ())]}
+        set_condition(
+            status["conditions"],
+            "Terminating",
+            "True",
+            "InstanceDeletionPending",
+            "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+        )
+        if CRD_FINALIZER not in finalizers:
+            finalizers.append(CRD_FINALIZER)
+        marked_meta = {**meta, "deletionTimestamp": now_rfc3339(), "finalizers": finalizers}
+        return {**old, "metadata": marked_meta, "status": status}
+    return None
+
+
+def set_condition(
+    conditions: list[dict[str, Any]], condition_type: str, status: str, reason: str, message: str
+) -> None:
+    """Set one condition in place, API-convention style: lastTransitionTime moves only when status does."""
+    old = next((c for c in conditions if c.get("type") == condition_type), None)
+    if old is None:
+        conditions.append(
+            {
+                "type": condition_type,
+                "status": status,
+                "lastTransitionTime": now_rfc3339(),
+                "reason": reason,
+                "message": message,
+            }
+        )
+    elif (old.get("status"), old.get("reason"), old.get("message")) != (status, reason, message):
+        if old.get("status") != status:
+            old["lastTransitionTime"] = now_rfc3339()
+        old.update(status=status, reason=reason, message=message)
