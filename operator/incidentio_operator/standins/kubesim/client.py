@@ -142,11 +142,7 @@ class StandInClient:
         limit: int | None = None,
     ) -> Objects:
         """Every matching object, following `continue` tokens when `limit` pages the list."""
-        params: dict[str, str] = {}
-        if label_selector:
-            params["labelSelector"] = label_selector
-        if field_selector:
-            params["fieldSelector"] = field_selector
+        params = _selectors(label_selector, field_selector)
         if limit:
             params["limit"] = str(limit)
         url = self.url(api_version, plural, namespace)
@@ -192,17 +188,16 @@ class StandInClient:
         timeout_seconds: int | None = None,
         bookmarks: bool = False,
         label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Stream watch events until the server ends the stream (use `timeout_seconds` to bound it)."""
-        params: dict[str, str] = {"watch": "true"}
+        params = {"watch": "true", **_selectors(label_selector, field_selector)}
         if resource_version is not None:
             params["resourceVersion"] = resource_version
         if timeout_seconds is not None:
             params["timeoutSeconds"] = str(timeout_seconds)
         if bookmarks:
             params["allowWatchBookmarks"] = "true"
-        if label_selector:
-            params["labelSelector"] = label_selector
         url = self.url(api_version, plural, namespace)
         with self._http.stream("GET", url, params=params, timeout=None) as response:
             if response.status_code >= 400:
@@ -220,3 +215,13 @@ class StandInClient:
 
     def apply_file(self, path: Path | str) -> Objects:
         return self.apply_yaml(Path(path).read_text())
+
+
+def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, str]:
+    """The query parameters of a list's or watch's label and field selectors."""
+    params: dict[str, str] = {}
+    if label_selector:
+        params["labelSelector"] = label_selector
+    if field_selector:
+        params["fieldSelector"] = field_selector
+    return params

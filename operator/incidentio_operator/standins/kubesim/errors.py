@@ -31,18 +31,22 @@ class ApiError(Exception):
         reason: str,
         message: str,
         details: Mapping[str, Any] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
         self.details: dict[str, Any] = dict(details or {})
+        # A Status is a list-like object: an expired continue token answers with a fresh one here.
+        self.metadata: dict[str, Any] = dict(metadata or {})
 
     def to_status(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": {},
+            "metadata": dict(self.metadata),
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
@@ -61,6 +65,7 @@ class ApiError(Exception):
                 str(body.get("reason") or REASONS.get(status, "Unknown")),
                 str(body.get("message") or ""),
                 body.get("details"),
+                metadata=body.get("metadata"),
             )
         return cls(status, REASONS.get(status, "Unknown"), str(body))
 
@@ -133,9 +138,24 @@ def unsupported_media_type(content_type: str) -> ApiError:
     )
 
 
-def gone(message: str, reason: str = "Gone") -> ApiError:
-    """410: `Gone` for a compacted watch resourceVersion, `Expired` for a stale list continue token."""
-    return ApiError(410, reason, message)
+def expired(message: str, *, continue_token: str = "") -> ApiError:
+    """410 Expired, the real server's answer to a resourceVersion or continue token older than its history.
+
+    Source: k8s.io/apimachinery/pkg/api/errors `NewResourceExpired` (reason `Expired`, not `Gone`); the
+    watch cache's message is "too old resource version: X (Y)" (apiserver/pkg/storage/cacher/watch_cache.go),
+    and an expired continue token comes with a new token that continues at the latest revision
+    (apiserver/pkg/storage/etcd3 `handleCompactedErrorForPaging`).
+    """
+    return ApiError(410, "Expired", message, metadata={"continue": continue_token} if continue_token else None)
+
+
+def forbidden(plural: str, group: str, name: str, why: str, causes: Sequence[Mapping[str, str]] = ()) -> ApiError:
+    """403 Forbidden worded like apimachinery's `NewForbidden`: `plural.group "name" is forbidden: why`."""
+    subject = f'{qualified(plural, group)} "{name}"' if name else qualified(plural, group)
+    details = _details(name, group, plural)
+    if causes:
+        details["causes"] = [dict(cause) for cause in causes]
+    return ApiError(403, "Forbidden", f"{subject} is forbidden: {why}", details)
 
 
 CAUSE_REASONS: Sequence[tuple[str, str]] = (

@@ -1,29 +1,33 @@
-"""The HTTP face of the Kubernetes API stand-in: routing, discovery, watch streams, faults and accounting."""
+"""The HTTP face of the Kubernetes API stand-in: lifecycle, request handling, and the controls tests use."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import copy
-import json
-import threading
+import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 from aiohttp import web
 
-from . import errors, resources
+from . import errors, routing
+from .admission import ObjectValidatorLike, ValidatorFactory
+from .crds import CrdFinalizer
 from .errors import ApiError
+from .faults import BodiesSent, FaultPlan, RecordedCall, RequestMatch, bodies_sent, matches
 from .kubeconfig import write_kubeconfig
+from .namespaces import NamespaceController
+from .routing import Target, encode, json_response, read_body
 from .selectors import field_selector, label_selector
-from .store import ObjectValidatorLike, Store, ValidatorFactory, Watcher
+from .store import Store
+from .streaming import WatchStream
 
-_WATCH_POLL = 1.0
 _CREATED_NAME = web.RequestKey("kubesim.created_name", str)
-_STREAM_ERRORS = (ConnectionError, RuntimeError)
+# The object bodies a response carries, with the bytes of their JSON, for the request log.
+Sent = list[tuple[Sequence[Mapping[str, Any]], int]]
 
 
 def default_validator_factory(crd: Mapping[str, Any]) -> ObjectValidatorLike:
@@ -32,49 +36,6 @@ def default_validator_factory(crd: Mapping[str, Any]) -> ObjectValidatorLike:
     from incidentio_operator.offline.schema import ObjectValidator
 
     return ObjectValidator.from_crd(crd)
-
-
-@dataclass(frozen=True)
-class RecordedCall:
-    """One request the stand-in answered; never its body (Secrets travel in bodies)."""
-
-    method: str
-    path: str
-    verb: str
-    resource: str | None
-    subresource: str | None
-    namespace: str | None
-    name: str | None
-    status: int
-    at: float
-
-
-@dataclass
-class _Fault:
-    remaining: int
-    verb: str | None
-    resource: str | None
-    subresource: str | None
-    status: int | None = None
-    delay: float = 0.0
-
-    def matches(self, verb: str, resource: str, subresource: str | None) -> bool:
-        return (
-            self.remaining > 0
-            and (self.verb is None or self.verb == verb)
-            and (self.resource is None or self.resource == resource)
-            and (self.subresource is None or self.subresource == (subresource or ""))
-        )
-
-
-@dataclass(frozen=True)
-class _Target:
-    rt: resources.ResourceType
-    version: str
-    namespace: str | None
-    name: str | None
-    subresource: str | None
-    verb: str
 
 
 class KubeApiStandIn:
@@ -89,19 +50,22 @@ class KubeApiStandIn:
         bookmark_interval: float = 30.0,
     ) -> None:
         self._store = Store(crds=crds, validator_factory=validator_factory, history_size=history_size)
-        self._bookmark_interval = bookmark_interval
-        self._faults: list[_Fault] = []
-        self._faults_lock = threading.Lock()
+        self._controllers = (NamespaceController(self._store), CrdFinalizer(self._store))
+        self._watch_stream = WatchStream(self._store, bookmark_interval)
+        self._faults = FaultPlan()
         self.requests: list[RecordedCall] = []
         self._runner: web.AppRunner | None = None
-        self._stopping = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._release = asyncio.Event()
         self._held = 0
         self._url = ""
 
     # Lifecycle -----------------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._stopping.clear()
+        """Serve on `host:port` (port 0: any free port) and start the controllers (namespaces, CRD cleanup)."""
+        self._loop = asyncio.get_running_loop()
+        self._release = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -111,10 +75,14 @@ class KubeApiStandIn:
         server = cast(asyncio.Server, site._server)
         bound_host, bound_port = server.sockets[0].getsockname()[:2]
         self._url = f"http://{bound_host}:{bound_port}"
+        for controller in self._controllers:
+            controller.start()
 
     async def stop(self) -> None:
-        """Stop serving; open watch streams are ended first so that shutdown never waits on them."""
-        self._stopping.set()
+        """Stop serving; open watch streams and held requests are ended first so that shutdown never waits."""
+        for controller in self._controllers:
+            await controller.stop()
+        self._release_now()
         for watcher in self._store.watchers():
             watcher.close()
         if self._runner is not None:
@@ -164,10 +132,19 @@ class KubeApiStandIn:
         """The current global resourceVersion (the etcd revision)."""
         return self._store.resource_version
 
-    # Faults and accounting -----------------------------------------------------------------------
+    # Faults ----------------------------------------------------------------------------------------
+
+    def compact(self) -> str:
+        """Forget the change history up to now, as etcd compaction or an API server restart does.
+
+        Afterwards a watch resumed from any older resourceVersion gets one ERROR event with a 410 Expired
+        Status ("too old resource version: X (Y)", Y the returned revision), and a list continued with
+        an older continue token gets 410 Expired; the client must list again.
+        """
+        return self._store.compact()
 
     def drop_watches(self, resource: str | None = None) -> None:
-        """Cut open watch streams mid-flight (no clean end of the chunked body); clients must reconnect."""
+        """Cut open watch streams (of one resource, by plural, or all) mid-flight; clients must reconnect."""
         for watcher in self._store.watchers(resource):
             watcher.drop()
 
@@ -175,198 +152,136 @@ class KubeApiStandIn:
         """How many watch streams are open now (of one resource, by plural, or of all)."""
         return len(list(self._store.watchers(resource)))
 
-    def fail_next(
-        self,
-        count: int,
-        *,
-        status: int,
-        verb: str | None = None,
-        resource: str | None = None,
-        subresource: str | None = None,
-    ) -> None:
-        """Answer the next `count` matching requests with `status` without applying them.
+    def fail_next(self, count: int, *, status: int, **match: Unpack[RequestMatch]) -> None:
+        """Answer the next `count` matching requests with `status` without applying them (see `RequestMatch`).
 
-        `subresource=""` matches only the main resource; None matches both.
+        A 410 for a watch arrives as the real server sends it: an ERROR event in a 200 stream.
         """
-        with self._faults_lock:
-            self._faults.append(_Fault(count, verb, resource, subresource, status=status))
+        self._faults.fail(count, status, match)
 
-    def delay_next(
-        self,
-        count: int,
-        seconds: float,
-        *,
-        verb: str | None = None,
-        resource: str | None = None,
-        subresource: str | None = None,
-    ) -> None:
-        """Hold the next `count` matching requests for `seconds` before serving them normally."""
-        with self._faults_lock:
-            self._faults.append(_Fault(count, verb, resource, subresource, delay=seconds))
+    def delay_next(self, count: int, seconds: float, **match: Unpack[RequestMatch]) -> None:
+        """Hold the next `count` matching requests for `seconds` (or until released) before serving them."""
+        self._faults.hold(count, seconds, match)
+
+    def hold_next(self, count: int, **match: Unpack[RequestMatch]) -> None:
+        """Hold the next `count` matching requests until `release_held()` (or `stop()`), then serve them."""
+        self._faults.hold(count, math.inf, match)
+
+    def release_held(self) -> None:
+        """Serve every request held now by `hold_next` or `delay_next`; callable from any thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._release_now)
+
+    def _release_now(self) -> None:
+        self._release.set()
+        self._release = asyncio.Event()
 
     @property
     def held_requests(self) -> int:
-        """How many requests `delay_next` is holding right now."""
+        """How many requests `delay_next` or `hold_next` is holding right now."""
         return self._held
 
-    def count(self, *, verb: str | None = None, resource: str | None = None, subresource: str | None = None) -> int:
-        """How many recorded requests match; `subresource=""` counts only requests to the main resource."""
-        return sum(
-            1
-            for call in list(self.requests)
-            if (verb is None or call.verb == verb)
-            and (resource is None or call.resource == resource)
-            and (subresource is None or (call.subresource or "") == subresource)
+    # Accounting ------------------------------------------------------------------------------------
+
+    def count(self, **match: Unpack[RequestMatch]) -> int:
+        """How many recorded requests match (see `RequestMatch`)."""
+        return sum(1 for call in list(self.requests) if matches(match, call.verb, call.resource, call.subresource))
+
+    def sent(self, resource: str, *, verb: str | None = None) -> BodiesSent:
+        """The object bodies of `resource` (a plural) that recorded responses carried to clients (of one verb)."""
+        return bodies_sent(
+            call for call in list(self.requests) if call.resource == resource and verb in (None, call.verb)
         )
 
     def clear_requests(self) -> None:
         self.requests.clear()
 
-    def _take_faults(self, target: _Target) -> tuple[int | None, float]:
-        status, delay = None, 0.0
-        with self._faults_lock:
-            for kind in ("delay", "status"):
-                for fault in self._faults:
-                    is_kind = fault.status is not None if kind == "status" else fault.delay > 0
-                    if is_kind and fault.matches(target.verb, target.rt.plural, target.subresource):
-                        fault.remaining -= 1
-                        if kind == "status":
-                            status = fault.status
-                        else:
-                            delay = fault.delay
-                        break
-            self._faults = [f for f in self._faults if f.remaining > 0]
-        return status, delay
-
     # HTTP ----------------------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        target: _Target | None = None
+        target: Target | None = None
+        sent: Sent = []
         try:
-            discovery = self._discovery(request)
+            discovery = routing.discovery(request, self._store.types())
             if discovery is not None:
-                response: web.StreamResponse = _json(discovery)
+                response: web.StreamResponse = json_response(encode(discovery))
             else:
-                target = self._route(request)
-                status, delay = self._take_faults(target)
-                if delay:
-                    # A held request is released at once when the stand-in stops, so stop() never waits on it.
-                    self._held += 1
-                    try:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._stopping.wait(), delay)
-                    finally:
-                        self._held -= 1
+                target = routing.route(request, self._store.find_type)
+                status, hold = self._faults.take(target.verb, target.rt.plural, target.subresource)
+                if hold:
+                    await self._hold(hold)
                 if status == 410 and target.verb == "watch":
                     response = await self._watch(request, target, failure=_injected(status, target))
                 elif status is not None:
                     raise _injected(status, target)
+                elif target.verb == "watch":
+                    response = await self._watch(request, target)
                 else:
-                    response = await self._serve(request, target)
+                    response = json_response(*await self._serve(request, target, sent))
         except ApiError as exc:
-            response = _json(exc.to_status(), exc.status)
+            response = json_response(encode(exc.to_status()), exc.status)
             if exc.status == 429:
                 response.headers["Retry-After"] = "1"
         # An open watch stream was recorded when it started, so tests can wait for it to be there.
         if not (target is not None and target.verb == "watch" and response.prepared):
-            self._record(request, target, response.status)
+            call = self._record(request, target, response.status)
+            for objects, size in sent:
+                call.count_sent(objects, size)
         return response
 
-    def _record(self, request: web.Request, target: _Target | None, status: int) -> None:
-        self.requests.append(
-            RecordedCall(
-                method=request.method,
-                path=request.path_qs,
-                verb=target.verb if target else "get",
-                resource=target.rt.plural if target else None,
-                subresource=target.subresource if target else None,
-                namespace=target.namespace if target else None,
-                name=request.get(_CREATED_NAME) or (target.name if target else None),
-                status=status,
-                at=time.time(),
-            )
+    async def _hold(self, seconds: float) -> None:
+        # A held request is released at once when the stand-in stops, so stop() never waits on it.
+        self._held += 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._release.wait(), None if math.isinf(seconds) else seconds)
+        finally:
+            self._held -= 1
+
+    def _record(self, request: web.Request, target: Target | None, status: int) -> RecordedCall:
+        call = RecordedCall(
+            method=request.method,
+            path=request.path_qs,
+            verb=target.verb if target else "get",
+            resource=target.rt.plural if target else None,
+            subresource=target.subresource if target else None,
+            namespace=target.namespace if target else None,
+            name=request.get(_CREATED_NAME) or (target.name if target else None),
+            status=status,
+            at=time.time(),
         )
+        self.requests.append(call)
+        return call
 
-    def _discovery(self, request: web.Request) -> dict[str, Any] | None:
-        parts = [p for p in request.path.split("/") if p]
-        types = self._store.types()
-        doc: dict[str, Any] | None
-        if parts == ["version"]:
-            doc = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-kubesim", "platform": "linux/amd64"}
-        elif parts == ["api"]:
-            doc = resources.api_versions_doc()
-        elif parts == ["apis"]:
-            doc = resources.group_list_doc(types)
-        elif len(parts) == 2 and parts[0] == "apis":
-            doc = resources.group_doc(parts[1], types)
-        elif len(parts) == 2 and parts[0] == "api":
-            doc = resources.resource_list_doc("", parts[1], types)
-        elif len(parts) == 3 and parts[0] == "apis":
-            doc = resources.resource_list_doc(parts[1], parts[2], types)
-        else:
-            return None
-        if doc is None:
-            raise errors.no_such_path()
-        if request.method != "GET":
-            raise errors.method_not_allowed(request.method)
-        return doc
-
-    def _route(self, request: web.Request) -> _Target:
-        parts = [p for p in request.path.split("/") if p]
-        if len(parts) >= 3 and parts[0] == "api":
-            group, version, rest = "", parts[1], parts[2:]
-        elif len(parts) >= 4 and parts[0] == "apis":
-            group, version, rest = parts[1], parts[2], parts[3:]
-        else:
-            raise errors.no_such_path()
-        namespace: str | None = None
-        if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] == "status"):
-            namespace, rest = rest[1], rest[2:]
-        rt = self._store.find_type(group, version, rest[0])
-        if rt is None or len(rest) > 3 or (namespace is not None and not rt.namespaced):
-            raise errors.no_such_path()
-        name = rest[1] if len(rest) > 1 else None
-        subresource = rest[2] if len(rest) > 2 else None
-        if subresource is not None and (subresource != "status" or not rt.has_status):
-            raise errors.no_such_path()
-        if name is not None and rt.namespaced and namespace is None:
-            raise errors.no_such_path()
-        verb = _verb(request, name)
-        if verb not in rt.verbs or (subresource is not None and verb not in resources.SUBRESOURCE_VERBS):
-            raise errors.method_not_allowed(request.method)
-        if verb == "create" and rt.namespaced and namespace is None:
-            raise errors.method_not_allowed(request.method)
-        return _Target(rt, version, namespace, name, subresource, verb)
-
-    async def _serve(self, request: web.Request, target: _Target) -> web.StreamResponse:
+    async def _serve(self, request: web.Request, target: Target, sent: Sent) -> tuple[bytes, int]:
+        """The response body and status of a request other than a watch; object bodies are noted in `sent`."""
         store, rt, ns, name = self._store, target.rt, target.namespace, target.name
-        if target.verb == "watch":
-            return await self._watch(request, target)
         if target.verb == "list":
-            return _json(self._list(request, target))
-        if name is None:
-            if target.verb == "create":
-                created = store.create(rt, ns, await _body(request))
-                # Creates have no name in the URL (generateName); the log names what was created.
-                request[_CREATED_NAME] = created["metadata"]["name"]
-                return _json(self._present(created, target), 201)
-            return _json(self._delete_collection(request, target, await _body(request, optional=True)))
+            return self._list_body(request, target, sent), 200
+        if target.verb == "deletecollection":
+            return self._delete_collection(request, target, await read_body(request, optional=True), sent), 200
+        if target.verb == "create":
+            created = store.create(rt, ns, await read_body(request))
+            # Creates have no name in the URL (generateName); the log names what was created.
+            request[_CREATED_NAME] = created["metadata"]["name"]
+            return _object_body(target, created, sent), 201
+        assert name is not None, "routing gives every other verb an object name"
         if target.verb == "get":
-            return _json(self._present(store.get(rt, ns, name), target))
+            return _object_body(target, store.get(rt, ns, name), sent), 200
         if target.verb == "update":
-            updated = store.update(rt, ns, name, await _body(request), subresource=target.subresource)
-            return _json(self._present(updated, target))
+            updated = store.update(rt, ns, name, await read_body(request), subresource=target.subresource)
+            return _object_body(target, updated, sent), 200
         if target.verb == "patch":
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
-            patched = store.patch(rt, ns, name, content_type, await _body(request), subresource=target.subresource)
-            return _json(self._present(patched, target))
-        return _json(self._present(store.delete(rt, ns, name, await _body(request, optional=True)), target))
+            patched = store.patch(rt, ns, name, content_type, await read_body(request), subresource=target.subresource)
+            return _object_body(target, patched, sent), 200
+        obj, gone = store.delete(rt, ns, name, await read_body(request, optional=True))
+        if gone and rt.plural != "namespaces":
+            # Registries other than the namespaces' answer an immediate deletion with a Status (finalizeDelete).
+            return encode(_deleted_status(target, obj)), 200
+        return _object_body(target, obj, sent), 200
 
-    def _present(self, obj: dict[str, Any], target: _Target) -> dict[str, Any]:
-        api_version = target.rt.api_version(target.version)
-        return obj if obj.get("apiVersion") == api_version else {**obj, "apiVersion": api_version}
-
-    def _list(self, request: web.Request, target: _Target) -> dict[str, Any]:
+    def _list_page(self, request: web.Request, target: Target) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         query = request.query
         try:
             limit = int(query.get("limit") or 0)
@@ -385,144 +300,56 @@ class KubeApiStandIn:
             metadata["continue"] = page.continue_token
         if page.remaining is not None:
             metadata["remainingItemCount"] = page.remaining
-        return {
-            "apiVersion": target.rt.api_version(target.version),
-            "kind": f"{target.rt.kind}List",
-            "metadata": metadata,
-            "items": [self._present(item, target) for item in page.items],
-        }
+        envelope = {"apiVersion": target.api_version, "kind": f"{target.rt.kind}List", "metadata": metadata}
+        return envelope, page.items
 
-    def _delete_collection(self, request: web.Request, target: _Target, options: Any) -> dict[str, Any]:
-        listing = self._list(request, target)
-        deleted = [
-            self._present(
-                self._store.delete(target.rt, item["metadata"].get("namespace"), item["metadata"]["name"], options),
-                target,
-            )
-            for item in listing["items"]
-        ]
-        return {**listing, "items": deleted, "metadata": {"resourceVersion": self._store.resource_version}}
+    def _list_body(self, request: web.Request, target: Target, sent: Sent) -> bytes:
+        envelope, items = self._list_page(request, target)
+        return _items_body(target, envelope, items, sent)
 
-    async def _watch(
-        self, request: web.Request, target: _Target, failure: ApiError | None = None
-    ) -> web.StreamResponse:
-        """Stream events; an expired resourceVersion is an ERROR event in a 200 stream, as on a real server."""
-        query = request.query
-        watcher = Watcher(
-            target.rt,
-            target.version,
-            target.namespace,
-            label_selector(query.get("labelSelector")),
-            field_selector(query.get("fieldSelector"), target.rt.plural),
-        )
-        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
-        initial = query.get("sendInitialEvents") in ("true", "1")
-        try:
-            timeout = float(query["timeoutSeconds"]) if "timeoutSeconds" in query else None
-        except ValueError as exc:
-            raise errors.bad_request(f"invalid timeoutSeconds: {query['timeoutSeconds']!r}") from exc
+    def _delete_collection(self, request: web.Request, target: Target, options: Any, sent: Sent) -> bytes:
+        """The list of what matched, as it was before the deletion (the generic registry's DeleteCollection)."""
+        envelope, items = self._list_page(request, target)
+        for item in items:
+            self._store.delete(target.rt, item["metadata"].get("namespace"), item["metadata"]["name"], options)
+        envelope["metadata"] = {"resourceVersion": self._store.resource_version}
+        return _items_body(target, envelope, items, sent)
+
+    async def _watch(self, request: web.Request, target: Target, failure: ApiError | None = None) -> web.StreamResponse:
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)
-        self._record(request, target, response.status)
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        failure = failure or self._store.open_watch(watcher, query.get("resourceVersion"), initial)
-        try:
-            if failure is not None:
-                line = json.dumps({"type": "ERROR", "object": failure.to_status()}).encode() + b"\n"
-                await response.write(line)
-                await response.write_eof()
-                return response
-            # With sendInitialEvents, a bookmark marks where the current state ends and live events begin.
-            initial_left = watcher.initial_count if initial else None
-            last_bookmark = loop.time()
-            while True:
-                chunk: list[bytes] = []
-                while watcher.pending and initial_left != 0:
-                    event_type, event = watcher.pending.popleft()
-                    chunk.append(event.line(event_type, watcher.api_version))
-                    if initial_left is not None:
-                        initial_left -= 1
-                if initial_left == 0:
-                    if bookmarks:
-                        chunk.append(self._bookmark(watcher, watcher.initial_rv, initial_end=True))
-                    initial_left = None
-                if chunk:
-                    await response.write(b"".join(chunk))
-                if watcher.dropped:
-                    if request.transport is not None:
-                        request.transport.abort()
-                    return response
-                now = loop.time()
-                if watcher.closed or (deadline is not None and now >= deadline):
-                    break
-                if request.transport is None or request.transport.is_closing():
-                    return response
-                if bookmarks and now - last_bookmark >= self._bookmark_interval:
-                    rv = self._store.quiet_rv(watcher)
-                    if rv is not None:
-                        await response.write(self._bookmark(watcher, rv))
-                        last_bookmark = now
-                wait = min(_WATCH_POLL, self._bookmark_interval - (now - last_bookmark) if bookmarks else _WATCH_POLL)
-                if deadline is not None:
-                    wait = min(wait, deadline - now)
-                await watcher.wait(max(wait, 0.0))
-            await response.write_eof()
-        except _STREAM_ERRORS:
-            pass
-        finally:
-            self._store.close_watch(watcher)
+        call = self._record(request, target, response.status)
+        await self._watch_stream.serve(request, target, call, response, failure)
         return response
 
-    def _bookmark(self, watcher: Watcher, rv: str, *, initial_end: bool = False) -> bytes:
-        metadata: dict[str, Any] = {"resourceVersion": rv}
-        if initial_end:
-            metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
-        obj = {"kind": watcher.rt.kind, "apiVersion": watcher.api_version, "metadata": metadata}
-        return json.dumps({"type": "BOOKMARK", "object": obj}).encode() + b"\n"
+
+def _items_body(target: Target, envelope: dict[str, Any], items: list[dict[str, Any]], sent: Sent) -> bytes:
+    """A list's JSON; the items' share of it (less brackets and commas) is what they weigh."""
+    items_json = encode([target.present(item) for item in items])
+    sent.append((items, len(items_json) - 2 - max(len(items) - 1, 0)))
+    return b"".join((encode(envelope)[:-1], b',"items":', items_json, b"}"))
 
 
-def _verb(request: web.Request, name: str | None) -> str:
-    method = request.method
-    if method == "GET":
-        if name is not None:
-            return "get"
-        return "watch" if request.query.get("watch") in ("true", "1") else "list"
-    if method == "POST" and name is None:
-        return "create"
-    if method == "PUT" and name is not None:
-        return "update"
-    if method == "PATCH" and name is not None:
-        return "patch"
-    if method == "DELETE":
-        return "delete" if name is not None else "deletecollection"
-    raise errors.method_not_allowed(method)
+def _object_body(target: Target, obj: dict[str, Any], sent: Sent) -> bytes:
+    body = encode(target.present(obj))
+    sent.append(([obj], len(body)))
+    return body
 
 
-def _injected(status: int, target: _Target) -> ApiError:
+def _deleted_status(target: Target, obj: Mapping[str, Any]) -> dict[str, Any]:
+    details: dict[str, Any] = {"name": obj["metadata"]["name"], "kind": target.rt.plural}
+    if target.rt.group:
+        details["group"] = target.rt.group
+    details["uid"] = obj["metadata"].get("uid", "")
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+
+def _injected(status: int, target: Target) -> ApiError:
     if status == 409:
         return errors.conflict(target.rt.plural, target.rt.group, target.name or "")
     if status == 404:
         return errors.not_found(target.rt.plural, target.rt.group, target.name or "")
     if status == 410:
-        return errors.gone(f"too old resource version (injected fault for {target.verb} {target.rt.plural})")
+        return errors.expired(f"too old resource version (injected fault for {target.verb} {target.rt.plural})")
     return errors.status_error(status, f"injected fault for {target.verb} {target.rt.plural}")
-
-
-async def _body(request: web.Request, *, optional: bool = False) -> Any:
-    raw = await request.read()
-    if not raw.strip():
-        if optional:
-            return None
-        raise errors.bad_request("the request body is empty")
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise errors.bad_request(f"the request body is not valid JSON: {exc}") from exc
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=json.dumps(body, separators=(",", ":")).encode(), status=status, content_type="application/json"
-    )
