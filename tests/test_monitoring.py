@@ -295,9 +295,18 @@ def test_make_image_builds_the_dockerfile_tagged_with_the_package_version() -> N
     if not shutil.which("make"):
         pytest.skip("make is not installed")
 
+    # Not the settings of a `make test` this may run under (-j, --print-directory).
+    environment = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
+
     def planned(*variables: str) -> str:
         result = subprocess.run(
-            ["make", "-n", "image", *variables], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+            ["make", "--no-print-directory", "-n", "image", *variables],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         )
         return result.stdout.strip()
 
