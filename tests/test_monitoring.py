@@ -13,12 +13,22 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.offline.schema import ObjectValidator
-from tests.test_manifests import MANIFESTS, ROOT, identity, of_kind, render, render_offline, render_with_kubectl
+from tests.test_manifests import (
+    KUBERNETES_VERSION,
+    MANIFESTS,
+    ROOT,
+    identity,
+    of_kind,
+    render,
+    render_offline,
+    render_with_kubectl,
+)
 
 MONITORING = MANIFESTS / "monitoring"
 NAMESPACE = "incidentio-operator"
@@ -91,6 +101,7 @@ def test_component_installs_a_service_monitor_the_alerts_and_the_dashboard() -> 
     assert config_map["metadata"]["name"] == "incidentio-operator-dashboard"
     assert config_map["metadata"]["labels"] == {"grafana_dashboard": "1"}
     assert config_map["data"] == {DASHBOARD_FILE.name: DASHBOARD_FILE.read_text(encoding="utf-8")}
+    kubernetes_validate.validate(config_map, KUBERNETES_VERSION, strict=True)
     # Not part of the default install.
     assert not [obj for obj in render(MANIFESTS) if obj["apiVersion"].startswith("monitoring.coreos.com/")]
 
@@ -196,6 +207,13 @@ def test_every_alert_says_what_to_do_and_where_the_runbook_is() -> None:
         assert set(annotations) == {"summary", "description", "runbook_url"}, rule["alert"]
         assert annotations["runbook_url"] == RUNBOOK + rule["alert"].lower()
         assert rule["alert"].lower() in anchors, f"README has no heading {rule['alert']}"
+
+
+def test_the_rule_file_promtool_tests_is_the_prometheus_rules_spec(tmp_path: pathlib.Path) -> None:
+    tested = yaml.safe_load(write_rule_file(tmp_path).read_text(encoding="utf-8"))
+    source = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text(encoding="utf-8"))
+    (rendered,) = of_kind(monitoring_objects(), "PrometheusRule")
+    assert tested == source["spec"] == rendered["spec"]
 
 
 def test_promtool_accepts_the_rules(tmp_path: pathlib.Path) -> None:
