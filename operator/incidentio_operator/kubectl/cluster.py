@@ -63,6 +63,7 @@ class Cluster:
         self._api_client.close()  # type: ignore[no-untyped-call]
 
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        """The object as JSON; NotFound when it does not exist, PluginError for any other failure."""
         return self._call(
             plural,
             "get",
@@ -121,7 +122,8 @@ class Cluster:
         except (urllib3.exceptions.HTTPError, OSError) as error:
             host = self._api_client.configuration.host
             raise PluginError(f"cannot reach the API server {host} (context {self.context}): {error}") from None
-        assert isinstance(answer, dict), type(answer)
+        if not isinstance(answer, dict):
+            raise PluginError(f"the API server answered {what} with {type(answer).__name__}, not an object")
         return answer
 
     def _explain(self, error: ApiException, plural: str, verb: str, what: str) -> PluginError:
