@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit demo bench clean venv apidocs argocd
+.PHONY: test lint typecheck unit demo bench clean venv apidocs argocd tools image
 
 venv: $(STAMP)
 
@@ -21,10 +21,29 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) tools
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# Prometheus's own tools for the monitoring tests (promtool check/test rules, a real prometheus in
+# tests/e2e/test_monitoring.py): Debian's `prometheus` package provides both. Installed only where
+# they are missing and we can (root, apt); anywhere else this says why, and those tests skip.
+tools:
+	@if command -v promtool >/dev/null && command -v prometheus >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "tools: promtool/prometheus missing and not root: the Prometheus tests will skip"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "tools: promtool/prometheus missing and no apt-get: the Prometheus tests will skip"; exit 0; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	install="apt-get install -y -qq --no-install-recommends prometheus"; \
+	$$install >/dev/null 2>&1 || { apt-get update -qq && $$install >/dev/null; } \
+		|| echo "tools: apt-get could not install prometheus: the Prometheus tests will skip"
+
+# The operator image, tagged with the package version (pyproject.toml), e.g. incidentio-operator:0.1.0.
+# IMAGE=registry.example.com/team/incidentio-operator make image  # for a registry; then docker push
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= ghcr.io/armor-dev/incidentio-operator
+image:
+	docker build --tag $(IMAGE):$(VERSION) .
 
 demo: $(STAMP)
 	$(BIN)/incidentio-operator demo

@@ -82,7 +82,8 @@ def render_with_kubectl(directory: pathlib.Path) -> list[dict[str, Any]]:
 
 
 def render_offline(directory: pathlib.Path) -> list[dict[str, Any]]:
-    """kustomize, as far as these manifests use it: resources, patches, nameSuffix, labels, images."""
+    """kustomize, as far as these manifests use it: resources, ConfigMap generators, patches, nameSuffix, labels,
+    images."""
     kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
     objects: list[dict[str, Any]] = []
     for entry in kustomization.get("resources", []):
@@ -91,6 +92,8 @@ def render_offline(directory: pathlib.Path) -> list[dict[str, Any]]:
             objects.extend(render_offline(path))
         else:
             objects.extend(document for document in yaml.safe_load_all(path.read_text(encoding="utf-8")) if document)
+    for generator in kustomization.get("configMapGenerator", []):
+        objects.append(_generated_config_map(directory, generator))
     for patch_entry in kustomization.get("patches", []):
         patch = yaml.safe_load((directory / patch_entry["path"]).read_text(encoding="utf-8"))
         targets = [obj for obj in objects if _patch_applies(obj, patch, patch_entry.get("target"))]
@@ -109,6 +112,23 @@ def render_offline(directory: pathlib.Path) -> list[dict[str, Any]]:
             if name == image["name"]:
                 container["image"] = f"{image.get('newName', name)}:{image['newTag']}"
     return objects
+
+
+def _generated_config_map(directory: pathlib.Path, generator: Mapping[str, Any]) -> dict[str, Any]:
+    """A configMapGenerator's ConfigMap from `files` entries (``path`` or ``key=path``)."""
+    options = generator.get("options") or {}
+    # kustomize's name suffix is a hash of the content this renderer does not reproduce.
+    assert options.get("disableNameSuffixHash"), f"{directory}: set disableNameSuffixHash to render offline"
+    data: dict[str, str] = {}
+    for entry in generator.get("files", []):
+        key, _, path = str(entry).rpartition("=")
+        data[key or pathlib.PurePath(path).name] = (directory / path).read_text(encoding="utf-8")
+    metadata: dict[str, Any] = {"name": generator["name"]}
+    if "namespace" in generator:
+        metadata["namespace"] = generator["namespace"]
+    if options.get("labels"):
+        metadata["labels"] = dict(options["labels"])
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
 
 
 def _patch_applies(obj: Mapping[str, Any], patch: Mapping[str, Any], target: Mapping[str, Any] | None) -> bool:

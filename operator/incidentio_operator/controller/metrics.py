@@ -60,6 +60,14 @@ class Metrics:
             f"{PREFIX}_reconcile_errors", "Reconciliations that failed and were retried.", ["kind"], registry=r
         )
         self.queue_depth = Gauge(f"{PREFIX}_queue_depth", "Objects waiting for a worker.", registry=r)
+        # Set wherever a destination's Ready condition is written; no series for a suspended or deleted
+        # destination, since nothing is expected of it (the alert IncidentioDestinationNotReady reads it).
+        self.destination_ready = Gauge(
+            f"{PREFIX}_destination_ready",
+            "1 while the destination's Ready condition is True, 0 while it is False.",
+            ["destination"],
+            registry=r,
+        )
 
     # incidentio.RequestObserver
     def request_finished(self, operation: str, status: int | None, seconds: float) -> None:
