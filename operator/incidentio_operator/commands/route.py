@@ -22,6 +22,7 @@ from incidentio_operator.api import (
     LabelSelector,
     ObjectRef,
 )
+from incidentio_operator.api.changes import class_matches
 from incidentio_operator.api.destination import IncidentTemplate
 from incidentio_operator.api.rule import IncludeExclude
 from incidentio_operator.decisions.payloads import incident_name, incident_summary
@@ -95,6 +96,9 @@ def explain_mismatch(rule: AlertRuleSpec, alert: DataAlertSpec, labels: Mapping[
     for mismatch in checks:
         if mismatch:
             return mismatch
+    if not class_matches(rule.change_class, (change.type for change in alert.changes)):
+        found = _listed([change.type for change in alert.changes]) if alert.changes else "none"
+        return f"spec.conditions.changeClass: the alert's changes ({found}) are not {rule.change_class}"
     if rule.change_types and not any(change.type in rule.change_types for change in alert.changes):
         found = _listed([change.type for change in alert.changes]) if alert.changes else "none"
         return f"spec.conditions.changeTypes: no change of type {_listed(rule.change_types)} (the alert's: {found})"
