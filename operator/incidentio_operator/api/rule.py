@@ -21,6 +21,8 @@ from incidentio_operator.api.common import (
 from incidentio_operator.api.schedule import Schedule
 
 SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+# The operator remembers incidents for a little over a week; a longer cooldown could not be honoured.
+MAX_COOLDOWN = datetime.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,8 @@ def _cooldown(value: Any) -> datetime.timedelta | None:
         cooldown = parse_duration(string(value, "spec.cooldown"))
     except ValueError:
         raise SpecError("spec.cooldown", "must be a duration such as 10m or 1h30m") from None
-    if cooldown <= datetime.timedelta(0):
-        raise SpecError("spec.cooldown", "must be longer than 0s")
+    if not datetime.timedelta(0) < cooldown <= MAX_COOLDOWN:
+        raise SpecError("spec.cooldown", "must be longer than 0s and at most 168h (a week)")
     return cooldown
 
 

@@ -11,8 +11,10 @@ from typing import Any
 from incidentio_operator.api import (
     ALERTS,
     API_VERSION,
+    BLACKOUTS,
     DESTINATIONS,
     RULES,
+    AlertBlackout,
     AlertRule,
     DataAlert,
     Destination,
@@ -20,10 +22,12 @@ from incidentio_operator.api import (
 )
 from incidentio_operator.api.common import utcnow
 from incidentio_operator.controller.alerts import AlertReconciler
+from incidentio_operator.controller.blackouts import BlackoutReconciler
 from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.destinations import DestinationReconciler
 from incidentio_operator.controller.gate import CallGate
 from incidentio_operator.controller.metrics import Metrics
+from incidentio_operator.controller.noise import NoiseControl
 from incidentio_operator.controller.recorder import EventRecorder
 from incidentio_operator.controller.rules import RuleReconciler
 from incidentio_operator.controller.settings import Settings
@@ -58,7 +62,9 @@ class Controller:
         self.recorder = EventRecorder(kube, clock)
         credentials, tally = Credentials(kube), DeliveryTally()
         shared = (settings, self.store, self.queue, kube)
-        self.rules = RuleReconciler(*shared, clock)
+        self.noise = NoiseControl(settings, self.store, self.queue, metrics, self.recorder, clock)
+        self.rules = RuleReconciler(*shared, clock, noise=self.noise)
+        self.blackouts = BlackoutReconciler(self.store, self.queue, kube, clock, noise=self.noise)
         self.destinations = DestinationReconciler(
             *shared,
             incidentio,
@@ -80,6 +86,7 @@ class Controller:
             recorder=self.recorder,
             tally=tally,
             rules=self.rules,
+            noise=self.noise,
         )
         self._tasks: list[asyncio.Task[None]] = []
         metrics.deliveries_pending.set_function(lambda: self.delivery_counts()[0])
@@ -104,17 +111,37 @@ class Controller:
                 for body in await self.kube.list(API_VERSION, DESTINATIONS, scope):
                     self.store.destinations.upsert(Destination.from_body(body), body, live=False)
                 for body in await self.kube.list(API_VERSION, RULES, scope):
-                    self.store.rules.upsert(AlertRule.from_body(body), body, live=False)
+                    rule = AlertRule.from_body(body)
+                    self.store.rules.upsert(rule, body, live=False)
+                    self.noise.rule_seen(rule)
             except KubeError as exc:
                 if not exc.not_found:
                     raise
                 # The CRDs are not installed (yet): kopf starts watching when they appear.
                 logger.warning("The alerting.armor.dev CRDs are not installed; waiting for them (%s)", exc)
+            await self._load_noise_control(scope)
         self._tasks = [
             asyncio.create_task(self.queue.run_worker(self._handle), name=f"worker-{n}")
             for n in range(self.settings.concurrency)
         ]
         self._tasks.append(asyncio.create_task(self._sweep(), name="sweep"))
+
+    async def _load_noise_control(self, scope: str | None) -> None:
+        """Blackouts, and the incidents rules with a cooldown or daily cap already let through, before any alert.
+
+        kopf's watch hands alerts over one by one; without the listing, an alert looked at early in a
+        restart could not see the incidents of alerts still to come, and slip past a cooldown or a cap.
+        """
+        try:
+            for body in await self.kube.list(API_VERSION, BLACKOUTS, scope):
+                self.store.blackouts.upsert(AlertBlackout.from_body(body), body, live=False)
+            if any(rule.spec is not None and rule.spec.noise_controlled for rule in self.store.rules):
+                for body in await self.kube.list(API_VERSION, ALERTS, scope):
+                    self.noise.alert_changed(DataAlert.from_body(body))
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+            logger.warning("The AlertBlackout CRD is not installed; noise control waits for it (%s)", exc)
 
     async def stop(self) -> None:
         self.queue.close()
@@ -133,6 +160,7 @@ class Controller:
             for alert in self.store.alerts.live():
                 if alert.unsettled:
                     self.queue.add((ALERTS, alert.ref))
+            self.noise.expire()
 
     # ----------------------------------------------------------------- events from kopf
 
@@ -145,6 +173,8 @@ class Controller:
             self._observe_destination(body, deleted)
         elif resource == RULES:
             self._observe_rule(body, deleted)
+        elif resource == BLACKOUTS:
+            self._observe_blackout(body, deleted)
         elif resource == "secrets":
             ref = ObjectRef.of(body)
             for destination in self.store.destinations.in_namespace(ref.namespace):
@@ -164,6 +194,7 @@ class Controller:
         elif self.store.alerts.upsert(DataAlert.from_body(body), body):
             self.queue.add((ALERTS, ref))
         self.rules.alert_changed(previous, self.store.alerts.get(ref))
+        self.noise.alert_changed(None if deleted else self.store.alerts.get(ref))
 
     def _observe_destination(self, body: Mapping[str, Any], deleted: bool) -> None:
         ref = ObjectRef.of(body)
@@ -181,19 +212,37 @@ class Controller:
 
     def _observe_rule(self, body: Mapping[str, Any], deleted: bool) -> None:
         ref = ObjectRef.of(body)
+        for blackout in self.store.blackouts.in_namespace(ref.namespace):
+            self.queue.add((BLACKOUTS, blackout.ref))  # the rules it holds may have changed
         if deleted:
             self.store.rules.remove(ref)
             self.rules.forget(ref)
+            self.noise.forget_rule(ref)
             self._wake_alerts(ref.namespace, everything=True)
             return
         before = self.store.rules.get(ref)
         rule = AlertRule.from_body(body)
+        self.noise.rule_seen(rule)
         if self.store.rules.upsert(rule, body):
             self.queue.add((RULES, ref))
             # Its alerts may still be arriving (a restart lists them after the rules): count once they have.
             self.rules.schedule_recount(ref)
             if before is None or before.generation != rule.generation:
                 self._wake_alerts(ref.namespace, everything=True)
+
+    def _observe_blackout(self, body: Mapping[str, Any], deleted: bool) -> None:
+        ref = ObjectRef.of(body)
+        before = self.store.blackouts.get(ref)
+        if deleted:
+            self.store.blackouts.remove(ref)
+        elif not self.store.blackouts.upsert(AlertBlackout.from_body(body), body):
+            return
+        else:
+            self.queue.add((BLACKOUTS, ref))
+        after = self.store.blackouts.get(ref)
+        # Deferred alerts wait for the blackout's end as it was: an edit or a delete may set them free now.
+        if deleted or before is None or after is None or before.generation != after.generation:
+            self._wake_alerts(ref.namespace, everything=False)
 
     def _destination_changed(self, ref: ObjectRef, before: Destination | None, after: Destination | None) -> None:
         was_ready = before is not None and before.ready
@@ -226,6 +275,8 @@ class Controller:
                 await self.destinations.reconcile(ref)
             elif resource == RULES:
                 await self.rules.reconcile(ref)
+            elif resource == BLACKOUTS:
+                await self.blackouts.reconcile(ref)
         except KubeError as exc:
             if exc.not_found:
                 return

@@ -60,6 +60,12 @@ class Metrics:
             f"{PREFIX}_reconcile_errors", "Reconciliations that failed and were retried.", ["kind"], registry=r
         )
         self.queue_depth = Gauge(f"{PREFIX}_queue_depth", "Objects waiting for a worker.", registry=r)
+        self.suppressions = Counter(
+            f"{PREFIX}_suppressions",
+            "Deliveries held back by noise control (deferred or suppressed), by reason.",
+            ["reason"],
+            registry=r,
+        )
 
     # incidentio.RequestObserver
     def request_finished(self, operation: str, status: int | None, seconds: float) -> None:

@@ -1,5 +1,5 @@
 """kopf wiring only: importing this package registers every handler with kopf's default registry."""
 
-from incidentio_operator.handlers import alerts, destinations, rules, secrets, startup
+from incidentio_operator.handlers import alerts, blackouts, destinations, rules, secrets, startup
 
-__all__ = ["alerts", "destinations", "rules", "secrets", "startup"]
+__all__ = ["alerts", "blackouts", "destinations", "rules", "secrets", "startup"]

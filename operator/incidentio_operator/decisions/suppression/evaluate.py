@@ -55,6 +55,8 @@ class Verdict:
 
     admitted_by: tuple[str, ...]
     held: tuple[Held, ...] = ()
+    # Every rule that routes the alert to the destination (a snooze holds it back for all of them).
+    rules: tuple[str, ...] = ()
 
     @property
     def deliver(self) -> bool:
@@ -139,9 +141,12 @@ class Candidate:
 
     @property
     def subject(self) -> str:
-        """What a cooldown counts repeats of: the asset, or the alert itself when it names no asset."""
-        spec = self.alert.spec
-        return (spec.asset_key if spec else "") or f"dataalert/{self.alert.ref.name}"
+        return cooldown_subject(self.alert)
+
+
+def cooldown_subject(alert: DataAlert) -> str:
+    """What a cooldown counts repeats of: the alert's asset, or the alert itself when it names no asset."""
+    return (alert.spec.asset_key if alert.spec else "") or f"dataalert/{alert.ref.name}"
 
 
 def evaluate(candidate: Candidate, facts: NoiseFacts, now: datetime.datetime) -> Verdict:
@@ -150,7 +155,8 @@ def evaluate(candidate: Candidate, facts: NoiseFacts, now: datetime.datetime) ->
     if spec is not None and spec.snoozed_at(now):
         assert spec.snoozed_until is not None
         until = spec.snoozed_until
-        return Verdict((), (Held(Reason.SNOOZED, f"snoozed until {format_time(until)}", deferred_until=until),))
+        snoozed = Held(Reason.SNOOZED, f"snoozed until {format_time(until)}", deferred_until=until)
+        return Verdict((), (snoozed,), candidate.rules)
     admitted: list[str] = []
     held: list[Held] = []
     for name in candidate.rules:
@@ -160,7 +166,7 @@ def evaluate(candidate: Candidate, facts: NoiseFacts, now: datetime.datetime) ->
             admitted.append(name)
         else:
             held.append(reason)
-    return Verdict(tuple(admitted), tuple(held))
+    return Verdict(tuple(admitted), tuple(held), candidate.rules)
 
 
 def _rule_holds(rule: AlertRule, candidate: Candidate, facts: NoiseFacts, now: datetime.datetime) -> Held | None:
