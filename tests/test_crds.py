@@ -112,7 +112,9 @@ def test_the_folder_holds_the_four_crds_and_a_kustomization_listing_them() -> No
     assert sorted(BY_KIND) == sorted(NAMES)
     kustomization = yaml.safe_load((crds_dir() / "kustomization.yaml").read_text())
     listed = sorted(kustomization["resources"])
-    assert listed == sorted(["incidentiodestinations.yaml", "alertrules.yaml", "dataalerts.yaml", "alertblackouts.yaml"])
+    assert listed == sorted(
+        ["incidentiodestinations.yaml", "alertrules.yaml", "dataalerts.yaml", "alertblackouts.yaml"]
+    )
     for file in listed:
         assert (crds_dir() / file).is_file()
 
