@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import pathlib
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -21,12 +22,14 @@ from incidentio_operator.api import (
     Destination,
     LabelSelector,
     ObjectRef,
+    parse_time,
 )
 from incidentio_operator.api.changes import class_matches
 from incidentio_operator.api.destination import IncidentTemplate
 from incidentio_operator.api.rule import IncludeExclude
 from incidentio_operator.decisions.payloads import incident_name, incident_summary
 from incidentio_operator.decisions.routing import Routing, route, selector_matches
+from incidentio_operator.offline.holds import held_back, unknowable
 from incidentio_operator.offline.manifests import ManifestSet, load, load_text
 from incidentio_operator.offline.schema import validator_for
 
@@ -160,8 +163,14 @@ def _incident(template: IncidentTemplate, alert: DataAlertSpec, alert_ref: Objec
     )
 
 
-def route_alert(alert: DataAlert, manifests: ManifestSet, *, allow_cross_namespace: bool = False) -> RouteReport:
-    """What the operator would do with `alert` given the rules and destinations in `manifests`."""
+def route_alert(
+    alert: DataAlert,
+    manifests: ManifestSet,
+    *,
+    allow_cross_namespace: bool = False,
+    at: datetime.datetime | None = None,
+) -> RouteReport:
+    """What the operator would do with `alert` given the manifests (and their noise control at `at`)."""
     if alert.spec is None:
         raise RouteError(str(alert.spec_error))
     spec = alert.spec
@@ -222,6 +231,13 @@ def route_alert(alert: DataAlert, manifests: ManifestSet, *, allow_cross_namespa
                     note="suspended (spec.suspend: true): nothing would be sent" if suspended else "",
                 )
             )
+    if at is not None:
+        report.notes += unknowable(routing, {rule.ref.name: rule for rule in in_namespace})
+        held = held_back(alert, routing, rules, manifests, at)
+        report.deliveries = [
+            replace(d, sent=d.sent and d.destination not in held, note=held.get(d.destination, d.note))
+            for d in report.deliveries
+        ]
     return report
 
 
@@ -354,6 +370,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="route as an operator running with --allow-cross-namespace does",
     )
+    parser.add_argument(
+        "--at",
+        metavar="TIME",
+        help="evaluate schedules, blackouts and the snooze at this RFC 3339 time (such as 2026-12-05T23:00:00Z) "
+        "and say what would be suppressed or deferred, and why",
+    )
     parser.add_argument("--output", "-o", choices=("text", "json"), default="text", help="output format")
     parser.set_defaults(func=main)
 
@@ -375,7 +397,10 @@ def main(args: argparse.Namespace) -> int:
             except (OSError, UnicodeDecodeError) as error:
                 raise RouteError(f"cannot read {args.alert}: {error}") from None
         alert = load_alert(text, source, args.default_namespace)
-        report = route_alert(alert, manifests, allow_cross_namespace=args.allow_cross_namespace)
+        at = parse_time(args.at) if args.at else None
+        if args.at and at is None:
+            raise RouteError(f"--at {args.at!r} is not an RFC 3339 time such as 2026-12-05T23:00:00Z")
+        report = route_alert(alert, manifests, allow_cross_namespace=args.allow_cross_namespace, at=at)
     except RouteError as error:
         print(f"incidentio-operator route: {error}", file=sys.stderr)
         return 2
