@@ -27,6 +27,7 @@ from incidentio_operator.api import (
 from incidentio_operator.api.changes import class_matches
 from incidentio_operator.api.destination import IncidentTemplate
 from incidentio_operator.api.rule import IncludeExclude
+from incidentio_operator.commands.route_json import render_json
 from incidentio_operator.decisions.payloads import incident_name, incident_summary
 from incidentio_operator.decisions.routing import Routing, route, selector_matches
 from incidentio_operator.offline.holds import held_back, unknowable
@@ -302,43 +303,6 @@ def render_text(report: RouteReport) -> str:
     else:
         lines.append("No destination would get an incident. Nothing was sent.")
     return "\n".join(lines)
-
-
-def render_json(report: RouteReport) -> dict[str, Any]:
-    spec, ref = report.alert_spec, report.alert.ref
-    return {
-        "alert": {
-            "namespace": ref.namespace,
-            "name": ref.name,
-            "eventType": spec.event_type,
-            "severity": spec.severity,
-            "state": spec.state,
-        },
-        "matchedRules": list(report.routing.matched_rules),
-        "deliveries": [
-            {
-                "destination": {"namespace": d.destination.namespace, "name": d.destination.name},
-                "rules": list(d.rules),
-                "declared": d.declared,
-                "sent": d.sent,
-                "note": d.note,
-                "incident": {
-                    "name": d.incident.name,
-                    "summary": d.incident.summary,
-                    "severity": d.incident.severity,
-                    "mode": d.incident.mode,
-                    "visibility": d.incident.visibility,
-                },
-            }
-            for d in report.deliveries
-        ],
-        "refused": [
-            {"rule": r.rule, "destination": str(r.destination), "reason": r.reason} for r in report.routing.refused
-        ],
-        "unmatchedRules": report.mismatches,
-        "invalidRules": report.skipped_rules,
-        "notes": report.notes,
-    }
 
 
 def register(subparsers: Any) -> None:
