@@ -46,7 +46,8 @@ def test_route_at_a_night_time_explains_the_deferral(
     assert out.splitlines()[-1] == "No destination would get an incident. Nothing was sent."
     # In office hours, but inside the warehouse migration blackout of examples/blackout.yaml.
     code, out, _ = run(capsys, "route", "--dir", str(EXAMPLES), "--at", "2026-12-24T10:00:00Z", str(alert))
-    assert code == 1 and "Deferred until 2026-12-24T23:00:00Z (Blackout): blackout warehouse-migration (Warehouse migration and the Christmas freeze" in out
+    held = "Deferred until 2026-12-24T23:00:00Z (Blackout): blackout warehouse-migration (Warehouse migration and"
+    assert code == 1 and held in out
     code, out, _ = run(capsys, "route", "--dir", str(EXAMPLES), "--at", "2026-12-07T09:00:00Z", str(alert))
     assert code == 0 and out.splitlines()[-1] == "1 destination would get an incident. Nothing was sent."
 

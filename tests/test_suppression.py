@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from incidentio_operator.api import AlertBlackout, AlertRule, DataAlert, ObjectRef, SpecError
-from incidentio_operator.api.changes import BREAKING_CHANGE_TYPES, CHANGE_TYPE_NAMES, class_matches
+from incidentio_operator.api.changes import BREAKING_CHANGE_TYPES, CHANGE_TYPE_NAMES, CHANGE_TYPES, class_matches
 from incidentio_operator.controller.admissions import AdmissionLedger
 from incidentio_operator.decisions.routing import rule_matches
 from incidentio_operator.decisions.suppression import (
@@ -300,3 +301,12 @@ def test_change_classes(change_class: str, types: list[str], matches: bool) -> N
     alert = DataAlert.from_body(alert_body(changes=[{"type": name} for name in types]))
     assert parsed.spec is not None and alert.spec is not None
     assert rule_matches(parsed.spec, alert.spec, {}) is matches
+
+
+def test_the_readme_documents_the_breaking_table_as_the_code_has_it() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for change in CHANGE_TYPES:
+        kind = "**breaking**" if change.breaking else "non-breaking"
+        assert f"| `{change.name}` | {change.category} | {kind} | {change.meaning} |" in readme
+    crd = (Path(__file__).resolve().parents[1] / "crds" / "dataalerts.yaml").read_text()
+    assert "enum: [" + ", ".join(CHANGE_TYPE_NAMES) + "]" in crd
