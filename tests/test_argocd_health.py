@@ -1,4 +1,4 @@
-"""Argo CD health checks for the three kinds: each Lua script run on objects as the operator writes them."""
+"""Argo CD health checks for the four kinds: each Lua script run on objects as the operator writes them."""
 
 from __future__ import annotations
 

@@ -84,6 +84,7 @@ def test_no_match_exits_one_and_says_why_per_rule(capsys: pytest.CaptureFixture[
         "DataAlert data-platform/dev-column-removed: schema_change, severity critical, state triggered",
         "",
         "No rule matches. Why:",
+        '  analytics-quality-office-hours: spec.eventTypes: event type "schema_change" is not in [data_quality]',
         '  critical-production-sla: spec.scope.environments: environment "development" matches none of [production]',
         '  production-breaking-changes: spec.scope.environments: environment "development" matches none of '
         "[production]",
@@ -259,6 +260,7 @@ def test_the_installed_command_runs_in_a_subprocess() -> None:
     report = json.loads(result.stdout)
     assert report["deliveries"] == []
     assert report["unmatchedRules"] == {
+        "analytics-quality-office-hours": 'spec.eventTypes: event type "schema_change" is not in [data_quality]',
         "critical-production-sla": 'spec.scope.environments: environment "development" matches none of [production]',
         "production-breaking-changes": (
             'spec.scope.environments: environment "development" matches none of [production]'

@@ -18,6 +18,7 @@ NAMES = {
     "IncidentIoDestination": ("incidentiodestinations", "incidentiodestination", ["iod"]),
     "AlertRule": ("alertrules", "alertrule", ["arule"]),
     "DataAlert": ("dataalerts", "dataalert", ["dalert"]),
+    "AlertBlackout": ("alertblackouts", "alertblackout", ["blackout"]),
 }
 CRDS = load_crds()
 BY_KIND = {crd["spec"]["names"]["kind"]: crd for crd in CRDS}
@@ -107,11 +108,13 @@ def all_rules() -> Iterator[tuple[str, str, Mapping[str, Any], Mapping[str, Any]
                 yield kind, path, node, rule, containers
 
 
-def test_the_folder_holds_the_three_crds_and_a_kustomization_listing_them() -> None:
+def test_the_folder_holds_the_four_crds_and_a_kustomization_listing_them() -> None:
     assert sorted(BY_KIND) == sorted(NAMES)
     kustomization = yaml.safe_load((crds_dir() / "kustomization.yaml").read_text())
     listed = sorted(kustomization["resources"])
-    assert listed == sorted(["incidentiodestinations.yaml", "alertrules.yaml", "dataalerts.yaml"])
+    assert listed == sorted(
+        ["incidentiodestinations.yaml", "alertrules.yaml", "dataalerts.yaml", "alertblackouts.yaml"]
+    )
     for file in listed:
         assert (crds_dir() / file).is_file()
 
@@ -255,6 +258,7 @@ def test_printer_columns_are_the_contract() -> None:
     assert columns("IncidentIoDestination") == ["Ready", "Reason", "Last Test", "Age"]
     assert columns("AlertRule") == ["Ready", "Destinations", "Matched", "Age"]
     assert columns("DataAlert") == ["State", "Event", "Severity", "Incident", "Ready", "Age"]
+    assert columns("AlertBlackout") == ["Active", "Next", "Age"]
 
 
 def _referenced_fields(rule: str, variable: str) -> list[list[str]]:
@@ -317,7 +321,7 @@ def test_every_rule_compiles_and_is_found_by_the_validator() -> None:
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-def test_kubectl_kustomize_renders_the_three_crds() -> None:
+def test_kubectl_kustomize_renders_the_four_crds() -> None:
     rendered = subprocess.run(
         ["kubectl", "kustomize", str(crds_dir())], check=True, capture_output=True, text=True, timeout=60
     ).stdout

@@ -21,5 +21,7 @@ def test_demo_walks_through_the_alert_lifecycle_and_exits_cleanly() -> None:
     assert "INC-2       [AnomalyArmor] Column customer_id removed from orders              Closed (closed)" in out
     assert "Rules: critical-production-sla, production-breaking-changes" in out
     assert "incident.io calls: 2 create(s), 1 close(s)" in out
+    assert "delivery: Suppressed (Cooldown), in favour of INC-1: rule critical-production-sla: cooldown 30m" in out
+    assert "incident.io calls: still 2 create(s)" in out
     assert "sim-demo-key" not in out + result.stderr
     assert "demo finished in" in out

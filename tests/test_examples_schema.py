@@ -42,8 +42,9 @@ def test_example_is_accepted_as_written(obj: dict[str, Any]) -> None:
 def test_the_set_is_complete() -> None:
     kinds = sorted(doc["kind"] for _, doc in OBJECTS)
     assert kinds.count("IncidentIoDestination") == 1
-    assert kinds.count("AlertRule") == 2
-    assert kinds.count("DataAlert") == 4
+    assert kinds.count("AlertRule") == 3
+    assert kinds.count("AlertBlackout") == 1
+    assert kinds.count("DataAlert") == 5
     assert named("Namespace").keys() == {"data-platform"}
     assert named("Secret")["incidentio-api-key"]["stringData"] == {"apiKey": "sim-demo-key"}
 

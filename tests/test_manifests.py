@@ -49,12 +49,12 @@ GRANTED = {
     *{("alerting.armor.dev", "dataalerts", verb) for verb in ("get", "list", "watch", "patch")},
     *{
         ("alerting.armor.dev", resource, verb)
-        for resource in ("incidentiodestinations", "alertrules")
+        for resource in ("incidentiodestinations", "alertrules", "alertblackouts")
         for verb in ("get", "list", "watch")
     },
     *{
         ("alerting.armor.dev", f"{plural}/status", verb)
-        for plural in ("dataalerts", "incidentiodestinations", "alertrules")
+        for plural in ("dataalerts", "incidentiodestinations", "alertrules", "alertblackouts")
         for verb in ("get", "patch", "update")
     },
     ("alerting.armor.dev", "dataalerts/finalizers", "update"),
@@ -248,7 +248,7 @@ def test_base_installs_everything_the_operator_needs() -> None:
     assert kinds == sorted(
         [
             "Namespace",
-            *["CustomResourceDefinition"] * 3,
+            *["CustomResourceDefinition"] * 4,
             "ServiceAccount",
             "ClusterRole",
             "ClusterRoleBinding",

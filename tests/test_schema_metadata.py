@@ -239,12 +239,12 @@ def rule(selector: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_every_selector_of_the_crds_is_found_by_its_shape() -> None:
-    """Each CRD's label selectors, wherever they are: today AlertRule's assetSelector alone."""
+    """Each CRD's label selectors, wherever they are: AlertBlackout's ruleSelector and AlertRule's assetSelector."""
     found = []
     for crd in load_crds():
         schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         found += [(crd["spec"]["names"]["kind"], path) for path, _ in find_selectors(schema, _fill(schema))]
-    assert found == [("AlertRule", "spec.scope.assetSelector")]
+    assert found == [("AlertBlackout", "spec.ruleSelector"), ("AlertRule", "spec.scope.assetSelector")]
 
 
 def _fill(schema: dict[str, Any]) -> Any:

@@ -1,13 +1,15 @@
-"""Typed models of the three custom resources: their specs as parsed from Kubernetes, and their statuses."""
+"""Typed models of the four custom resources: their specs as parsed from Kubernetes, and their statuses."""
 
 from incidentio_operator.api.alert import (
     ACTIVE_STATES,
     CLOSING_STATES,
+    Admission,
     Asset,
     Change,
     DataAlert,
     DataAlertSpec,
 )
+from incidentio_operator.api.blackout import BLACKOUTS, AlertBlackout, AlertBlackoutSpec
 from incidentio_operator.api.common import (
     ALERTS,
     API_VERSION,
@@ -31,16 +33,21 @@ from incidentio_operator.api.destination import (
     SeverityMapping,
 )
 from incidentio_operator.api.rule import AlertRule, AlertRuleSpec, DestinationRef, LabelSelector, Scope
+from incidentio_operator.api.schedule import Schedule
 
 __all__ = [
     "ACTIVE_STATES",
     "ALERTS",
     "API_VERSION",
+    "BLACKOUTS",
     "CLOSING_STATES",
     "DESTINATIONS",
     "GROUP",
     "RULES",
     "VERSION",
+    "Admission",
+    "AlertBlackout",
+    "AlertBlackoutSpec",
     "AlertRule",
     "AlertRuleSpec",
     "Asset",
@@ -55,6 +62,7 @@ __all__ = [
     "IncidentTemplate",
     "LabelSelector",
     "ObjectRef",
+    "Schedule",
     "Scope",
     "SeverityMapping",
     "SpecError",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from incidentio_operator.api.common import ObjectRef, SpecError, choice, mapping, string
+from incidentio_operator.api.common import ObjectRef, SpecError, choice, mapping, parse_time, string
 
 ALERT_STATES = ("triggered", "acknowledged", "snoozed", "resolved", "dismissed")
 ACTIVE_STATES = frozenset({"triggered", "acknowledged", "snoozed"})
@@ -46,6 +47,17 @@ class DataAlertSpec:
     asset: Asset = field(default_factory=Asset)
     changes: tuple[Change, ...] = ()
     detected_at: str = ""
+    # With state snoozed: no new incident before this moment; afterwards the alert counts as triggered.
+    snoozed_until: datetime.datetime | None = None
+
+    @property
+    def asset_key(self) -> str:
+        """What a cooldown counts repeats of: the asset's id, else its qualified name ('' when neither is set)."""
+        return self.asset.id or self.asset.qualified_name
+
+    def snoozed_at(self, now: datetime.datetime) -> bool:
+        """Snoozed with a snooze that still lasts at ``now`` (a snooze without an end holds nothing back)."""
+        return self.state == "snoozed" and self.snoozed_until is not None and now < self.snoozed_until
 
     @classmethod
     def parse(cls, spec: Mapping[str, Any]) -> DataAlertSpec:
@@ -91,7 +103,48 @@ class DataAlertSpec:
             ),
             changes=tuple(changes),
             detected_at=string(spec.get("detectedAt"), "spec.detectedAt"),
+            snoozed_until=_snoozed_until(spec.get("snoozedUntil")),
         )
+
+
+def _snoozed_until(value: Any) -> datetime.datetime | None:
+    text = string(value, "spec.snoozedUntil")
+    if not text:
+        return None
+    moment = parse_time(text)
+    if moment is None:
+        raise SpecError("spec.snoozedUntil", "must be an RFC 3339 time such as 2026-12-01T09:00:00Z")
+    return moment
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A delivery the alert's rules let through to a destination: what cooldowns and daily caps count."""
+
+    destination: str
+    epoch: int
+    rules: tuple[str, ...]
+    opened_at: datetime.datetime | None
+    reference: str
+
+
+def _admissions(deliveries: list[Mapping[str, Any]]) -> tuple[Admission, ...]:
+    """Deliveries that opened an incident, or may have (a create went out), with the rules that let them through."""
+    found = []
+    for item in deliveries:
+        sent = bool(item.get("incidentId")) or int(item.get("attempts") or 0) > 0
+        if item.get("state") in ("Suppressed", "Deferred") or not sent:
+            continue
+        found.append(
+            Admission(
+                destination=str(item.get("destination") or ""),
+                epoch=int(item.get("epoch") or 0),
+                rules=tuple(str(rule) for rule in item.get("admittedBy") or item.get("rules") or ()),
+                opened_at=parse_time(str(item.get("openedAt") or "")),
+                reference=str(item.get("reference") or ""),
+            )
+        )
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +167,7 @@ class DataAlert:
     unsettled: bool = True
     pending_deliveries: int = 0
     waiting_deliveries: int = 0
+    admissions: tuple[Admission, ...] = ()
 
     @property
     def status(self) -> dict[str, Any]:
@@ -134,6 +188,8 @@ class DataAlert:
         generation = int(meta.get("generation") or 0)
         deliveries = [d for d in status.get("deliveries") or () if isinstance(d, Mapping)]
         pending = [d for d in deliveries if d.get("state") in ("Pending", "Closing")]
+        # A deferred delivery is due again at its reevaluateAt: the sweep looks at it too, as a safety net.
+        deferred = any(d.get("state") == "Deferred" for d in deliveries)
         ready = next(
             (c for c in status.get("conditions") or () if isinstance(c, Mapping) and c.get("type") == "Ready"), {}
         )
@@ -150,7 +206,11 @@ class DataAlert:
             resource_version=str(meta.get("resourceVersion") or ""),
             matched_rules=tuple(str(name) for name in status.get("matchedRules") or ()),
             # Work may be left: not Ready, not yet looked at in this generation, or a delivery not done.
-            unsettled=ready.get("status") != "True" or status.get("observedGeneration") != generation or bool(pending),
+            unsettled=ready.get("status") != "True"
+            or status.get("observedGeneration") != generation
+            or bool(pending)
+            or deferred,
             pending_deliveries=len(pending),
             waiting_deliveries=sum(1 for d in pending if d.get("waitingFor")),
+            admissions=_admissions(deliveries),
         )

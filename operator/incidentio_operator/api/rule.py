@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from incidentio_operator.api.common import ObjectRef, SpecError, boolean, mapping, string, string_list
+from incidentio_operator.api.changes import CHANGE_CLASSES
+from incidentio_operator.api.common import (
+    ObjectRef,
+    SpecError,
+    boolean,
+    choice,
+    mapping,
+    parse_duration,
+    string,
+    string_list,
+)
+from incidentio_operator.api.schedule import Schedule
 
 SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+# The operator remembers incidents for a little over a week; a longer cooldown could not be honoured.
+MAX_COOLDOWN = datetime.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,16 @@ class AlertRuleSpec:
     scope: Scope = field(default_factory=Scope)
     change_types: tuple[str, ...] = ()
     suspend: bool = False
+    # Noise control (DESIGN.md §9): which schema changes count, and when and how often incidents may open.
+    change_class: str = "Any"
+    schedule: Schedule | None = None
+    cooldown: datetime.timedelta | None = None
+    max_incidents_per_day: int | None = None
+
+    @property
+    def noise_controlled(self) -> bool:
+        """The rule holds some alerts back by itself (a schedule, a cooldown or a daily cap)."""
+        return self.schedule is not None or self.cooldown is not None or self.max_incidents_per_day is not None
 
     @classmethod
     def parse(cls, spec: Mapping[str, Any]) -> AlertRuleSpec:
@@ -117,7 +141,33 @@ class AlertRuleSpec:
             ),
             change_types=string_list(conditions.get("changeTypes"), "spec.conditions.changeTypes"),
             suspend=boolean(spec.get("suspend"), "spec.suspend", False),
+            change_class=choice(conditions.get("changeClass"), "spec.conditions.changeClass", CHANGE_CLASSES, "Any"),
+            schedule=Schedule.parse(mapping(spec["schedule"], "spec.schedule"), "spec.schedule")
+            if spec.get("schedule") is not None
+            else None,
+            cooldown=_cooldown(spec.get("cooldown")),
+            max_incidents_per_day=_daily_cap(spec.get("maxIncidentsPerDay")),
         )
+
+
+def _cooldown(value: Any) -> datetime.timedelta | None:
+    if value is None:
+        return None
+    try:
+        cooldown = parse_duration(string(value, "spec.cooldown"))
+    except ValueError:
+        raise SpecError("spec.cooldown", "must be a duration such as 10m or 1h30m") from None
+    if not datetime.timedelta(0) < cooldown <= MAX_COOLDOWN:
+        raise SpecError("spec.cooldown", "must be longer than 0s and at most 168h (a week)")
+    return cooldown
+
+
+def _daily_cap(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError("spec.maxIncidentsPerDay", "must be a whole number of at least 1")
+    return value
 
 
 @dataclass(frozen=True)
@@ -127,6 +177,8 @@ class AlertRule:
     spec: AlertRuleSpec | None
     spec_error: SpecError | None
     status: Mapping[str, Any]
+    # Blackouts pick the rules they hold back by these (spec.ruleSelector).
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> AlertRule:
@@ -137,4 +189,5 @@ class AlertRule:
             spec = AlertRuleSpec.parse(body.get("spec") or {})
         except SpecError as exc:
             error = exc
-        return cls(ObjectRef.of(body), int(meta.get("generation") or 0), spec, error, body.get("status") or {})
+        labels = {str(key): str(value) for key, value in (meta.get("labels") or {}).items()}
+        return cls(ObjectRef.of(body), int(meta.get("generation") or 0), spec, error, body.get("status") or {}, labels)

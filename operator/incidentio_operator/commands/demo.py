@@ -24,7 +24,12 @@ NAMESPACE = "data-platform"
 DESTINATION = "incidentio-data-platform"
 EXAMPLES_BASE_URL = "http://127.0.0.1:8765"
 DEMO_KEY = "sim-demo-key"
-KINDS = (("incidentiodestinations", "IncidentIoDestination"), ("alertrules", "AlertRule"), ("dataalerts", "DataAlert"))
+KINDS = (
+    ("incidentiodestinations", "IncidentIoDestination"),
+    ("alertrules", "AlertRule"),
+    ("dataalerts", "DataAlert"),
+    ("alertblackouts", "AlertBlackout"),
+)
 
 
 def register(subparsers: Any) -> None:
@@ -174,11 +179,14 @@ class Demo:
         closed = destination["status"].get("closedStatus") or {}
         self.say(f"closed status: {closed.get('name')} ({closed.get('id')}, category {closed.get('category')})")
 
-        self.step("3. Two routing rules, both naming that destination")
+        self.step("3. Routing rules naming that destination, and a blackout for the analytics rules")
         self.apply("rules.yaml")
-        for name in ("production-breaking-changes", "critical-production-sla"):
+        self.apply("blackout.yaml")
+        for name in ("production-breaking-changes", "critical-production-sla", "analytics-quality-office-hours"):
             self.ready("alertrules", name)
+        self.ready("alertblackouts", "warehouse-migration")
         self.table("alertrules")
+        self.table("alertblackouts")
 
         self.step("4. A detector reports three alerts")
         for path in sorted((self.examples / "alerts").glob("*.yaml")):
@@ -216,6 +224,15 @@ class Demo:
         self.say(
             f"incident.io calls: {len(creates)} create(s), {len(closes)} close(s) for 3 alerts (2 routed, 1 resolved)."
         )
+
+        self.step("7. The stale table is reported again: the rule's 30-minute cooldown keeps it from paging twice")
+        self.apply("later/events-freshness-recheck.yaml")
+        recheck = self.ready("dataalerts", "events-freshness-2", reason="Suppressed")
+        self.table("dataalerts")
+        (held,) = recheck["status"]["deliveries"]
+        self.say(f"delivery: {held['state']} ({held['reason']}), in favour of {held['inFavourOf']}: {held['message']}")
+        creates = [r for r in self.sim.requests if r.operation == "create_incident"]
+        self.say(f"incident.io calls: still {len(creates)} create(s); the suppressed alert is Ready, nothing failed.")
 
         self.step("Next")
         self.say(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import pathlib
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -21,11 +22,15 @@ from incidentio_operator.api import (
     Destination,
     LabelSelector,
     ObjectRef,
+    parse_time,
 )
+from incidentio_operator.api.changes import class_matches
 from incidentio_operator.api.destination import IncidentTemplate
 from incidentio_operator.api.rule import IncludeExclude
+from incidentio_operator.commands.route_json import render_json
 from incidentio_operator.decisions.payloads import incident_name, incident_summary
 from incidentio_operator.decisions.routing import Routing, route, selector_matches
+from incidentio_operator.offline.holds import held_back, unknowable
 from incidentio_operator.offline.manifests import ManifestSet, load, load_text
 from incidentio_operator.offline.schema import validator_for
 
@@ -95,6 +100,9 @@ def explain_mismatch(rule: AlertRuleSpec, alert: DataAlertSpec, labels: Mapping[
     for mismatch in checks:
         if mismatch:
             return mismatch
+    if not class_matches(rule.change_class, (change.type for change in alert.changes)):
+        found = _listed([change.type for change in alert.changes]) if alert.changes else "none"
+        return f"spec.conditions.changeClass: the alert's changes ({found}) are not {rule.change_class}"
     if rule.change_types and not any(change.type in rule.change_types for change in alert.changes):
         found = _listed([change.type for change in alert.changes]) if alert.changes else "none"
         return f"spec.conditions.changeTypes: no change of type {_listed(rule.change_types)} (the alert's: {found})"
@@ -156,8 +164,14 @@ def _incident(template: IncidentTemplate, alert: DataAlertSpec, alert_ref: Objec
     )
 
 
-def route_alert(alert: DataAlert, manifests: ManifestSet, *, allow_cross_namespace: bool = False) -> RouteReport:
-    """What the operator would do with `alert` given the rules and destinations in `manifests`."""
+def route_alert(
+    alert: DataAlert,
+    manifests: ManifestSet,
+    *,
+    allow_cross_namespace: bool = False,
+    at: datetime.datetime | None = None,
+) -> RouteReport:
+    """What the operator would do with `alert` given the manifests (and their noise control at `at`)."""
     if alert.spec is None:
         raise RouteError(str(alert.spec_error))
     spec = alert.spec
@@ -218,6 +232,13 @@ def route_alert(alert: DataAlert, manifests: ManifestSet, *, allow_cross_namespa
                     note="suspended (spec.suspend: true): nothing would be sent" if suspended else "",
                 )
             )
+    if at is not None:
+        report.notes += unknowable(routing, {rule.ref.name: rule for rule in in_namespace})
+        held = held_back(alert, routing, rules, manifests, at)
+        report.deliveries = [
+            replace(d, sent=d.sent and d.destination not in held, note=held.get(d.destination, d.note))
+            for d in report.deliveries
+        ]
     return report
 
 
@@ -284,43 +305,6 @@ def render_text(report: RouteReport) -> str:
     return "\n".join(lines)
 
 
-def render_json(report: RouteReport) -> dict[str, Any]:
-    spec, ref = report.alert_spec, report.alert.ref
-    return {
-        "alert": {
-            "namespace": ref.namespace,
-            "name": ref.name,
-            "eventType": spec.event_type,
-            "severity": spec.severity,
-            "state": spec.state,
-        },
-        "matchedRules": list(report.routing.matched_rules),
-        "deliveries": [
-            {
-                "destination": {"namespace": d.destination.namespace, "name": d.destination.name},
-                "rules": list(d.rules),
-                "declared": d.declared,
-                "sent": d.sent,
-                "note": d.note,
-                "incident": {
-                    "name": d.incident.name,
-                    "summary": d.incident.summary,
-                    "severity": d.incident.severity,
-                    "mode": d.incident.mode,
-                    "visibility": d.incident.visibility,
-                },
-            }
-            for d in report.deliveries
-        ],
-        "refused": [
-            {"rule": r.rule, "destination": str(r.destination), "reason": r.reason} for r in report.routing.refused
-        ],
-        "unmatchedRules": report.mismatches,
-        "invalidRules": report.skipped_rules,
-        "notes": report.notes,
-    }
-
-
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "route",
@@ -350,6 +334,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="route as an operator running with --allow-cross-namespace does",
     )
+    parser.add_argument(
+        "--at",
+        metavar="TIME",
+        help="evaluate schedules, blackouts and the snooze at this RFC 3339 time (such as 2026-12-05T23:00:00Z) "
+        "and say what would be suppressed or deferred, and why",
+    )
     parser.add_argument("--output", "-o", choices=("text", "json"), default="text", help="output format")
     parser.set_defaults(func=main)
 
@@ -371,7 +361,10 @@ def main(args: argparse.Namespace) -> int:
             except (OSError, UnicodeDecodeError) as error:
                 raise RouteError(f"cannot read {args.alert}: {error}") from None
         alert = load_alert(text, source, args.default_namespace)
-        report = route_alert(alert, manifests, allow_cross_namespace=args.allow_cross_namespace)
+        at = parse_time(args.at) if args.at else None
+        if args.at and at is None:
+            raise RouteError(f"--at {args.at!r} is not an RFC 3339 time such as 2026-12-05T23:00:00Z")
+        report = route_alert(alert, manifests, allow_cross_namespace=args.allow_cross_namespace, at=at)
     except RouteError as error:
         print(f"incidentio-operator route: {error}", file=sys.stderr)
         return 2

@@ -84,6 +84,14 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="objects per page of the list that starts each watch (0: one response); bounds memory at startup",
     )
+    parser.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="FOR TESTING ONLY: run the operator's clock this far ahead of the system clock (negative: behind), "
+        "to try schedules, blackouts and cooldowns at chosen times",
+    )
     parser.set_defaults(func=main)
 
 
@@ -108,6 +116,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         rate_limit_refill_per_second=args.rate_limit_refill,
         shard_labels=shard,
         list_page_size=args.list_page_size,
+        clock_offset=args.clock_offset,
     )
 
 

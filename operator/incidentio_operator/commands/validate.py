@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from incidentio_operator.api import GROUP, AlertRule, DataAlert, Destination, ObjectRef, SpecError
+from incidentio_operator.api import GROUP, AlertBlackout, AlertRule, DataAlert, Destination, ObjectRef, SpecError
 from incidentio_operator.offline.manifests import CLUSTER_SCOPED_KINDS, Manifest, ManifestSet, load
 from incidentio_operator.offline.metadata import metadata_problems
 from incidentio_operator.offline.schema import SchemaProblem, load_crds, validator_for
@@ -27,6 +27,8 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any]], SpecError | None]] = {
     DESTINATION_KIND: lambda body: Destination.from_body(body).spec_error,
     RULE_KIND: lambda body: AlertRule.from_body(body).spec_error,
     ALERT_KIND: lambda body: DataAlert.from_body(body).spec_error,
+    # Unknown time zones, impossible windows: what a pattern cannot tell.
+    "AlertBlackout": lambda body: AlertBlackout.from_body(body).spec_error,
 }
 
 

@@ -23,6 +23,7 @@ from incidentio_operator.api.alert import FINALIZER
 from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.gate import CallGate
 from incidentio_operator.controller.metrics import Metrics
+from incidentio_operator.controller.noise import NoiseControl
 from incidentio_operator.controller.recorder import EventRecorder
 from incidentio_operator.controller.rules import RuleReconciler
 from incidentio_operator.controller.settings import Settings
@@ -55,6 +56,7 @@ class AlertReconciler:
         recorder: EventRecorder,
         tally: DeliveryTally,
         rules: RuleReconciler,
+        noise: NoiseControl,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -68,6 +70,7 @@ class AlertReconciler:
         self._recorder = recorder
         self._tally = tally
         self._rules = rules
+        self._noise = noise
 
     async def reconcile(self, ref: ObjectRef) -> None:
         alert = self._store.alerts.get(ref)
@@ -75,6 +78,8 @@ class AlertReconciler:
             return
         context = self._context(alert)
         plan = lifecycle.plan(context)
+        # Before any await: another worker's plan must see this one's admissions (cooldowns, daily caps).
+        self._noise.planned(alert, plan)
         if self._gate.park(ref, (action.destination for action in plan.actions)):
             return
         if plan.needs_finalizer and FINALIZER not in alert.finalizers and not alert.deleting:
@@ -126,7 +131,12 @@ class AlertReconciler:
             if found is not None:
                 destinations[destination_ref] = found
         return lifecycle.AlertContext(
-            alert, routing, destinations, self._clock(), retry_base=self._settings.delivery_retry_base
+            alert,
+            routing,
+            destinations,
+            self._clock(),
+            retry_base=self._settings.delivery_retry_base,
+            noise=self._noise.facts(alert.ref.namespace),
         )
 
     async def _write(self, alert: DataAlert, patch: Mapping[str, Any], *, subresource: str | None = None) -> DataAlert:
@@ -136,6 +146,7 @@ class AlertReconciler:
         updated = DataAlert.from_body(body)
         self._store.alerts.upsert(updated, body)
         self._rules.alert_changed(alert, updated)
+        self._noise.alert_changed(updated)
         return updated
 
     async def _act(self, action: lifecycle.Action, destinations: Mapping[ObjectRef, Destination]) -> lifecycle.Outcome:
@@ -158,6 +169,9 @@ class AlertReconciler:
 
     def _record(self, alert: DataAlert, event: lifecycle.DeliveryEvent) -> None:
         """Count the delivery for its destination and in the metrics, and post an Event on the alert."""
+        if event.verdict is not None:
+            self._noise.held(alert, event)  # held back: no incident, nothing for the destination to count
+            return
         label = str(event.destination)
         if event.action == "Created":
             self._metrics.incidents_created.labels(label).inc()

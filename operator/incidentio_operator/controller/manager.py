@@ -11,8 +11,10 @@ from typing import Any
 from incidentio_operator.api import (
     ALERTS,
     API_VERSION,
+    BLACKOUTS,
     DESTINATIONS,
     RULES,
+    AlertBlackout,
     AlertRule,
     DataAlert,
     Destination,
@@ -20,10 +22,12 @@ from incidentio_operator.api import (
 )
 from incidentio_operator.api.common import utcnow
 from incidentio_operator.controller.alerts import AlertReconciler
+from incidentio_operator.controller.blackouts import BlackoutReconciler
 from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.destinations import DestinationReconciler
 from incidentio_operator.controller.gate import CallGate
 from incidentio_operator.controller.metrics import Metrics
+from incidentio_operator.controller.noise import NoiseControl
 from incidentio_operator.controller.recorder import EventRecorder
 from incidentio_operator.controller.resync import Resync
 from incidentio_operator.controller.rules import RuleReconciler
@@ -59,7 +63,9 @@ class Controller:
         self.recorder = EventRecorder(kube, clock)
         credentials, tally = Credentials(kube), DeliveryTally()
         shared = (settings, self.store, self.queue, kube)
-        self.rules = RuleReconciler(*shared, clock)
+        self.noise = NoiseControl(settings, self.store, self.queue, metrics, self.recorder, clock)
+        self.rules = RuleReconciler(*shared, clock, noise=self.noise)
+        self.blackouts = BlackoutReconciler(self.store, self.queue, kube, clock, noise=self.noise)
         self.destinations = DestinationReconciler(
             *shared,
             incidentio,
@@ -81,14 +87,18 @@ class Controller:
             recorder=self.recorder,
             tally=tally,
             rules=self.rules,
+            noise=self.noise,
         )
         indexes: dict[str, Index[Any]] = {
             ALERTS: self.store.alerts,
             DESTINATIONS: self.store.destinations,
             RULES: self.store.rules,
+            BLACKOUTS: self.store.blackouts,
         }
         self.resync = Resync(kube, indexes, self.scopes(), self.forget)
         self._tasks: list[asyncio.Task[None]] = []
+        for kind in (ALERTS, DESTINATIONS, RULES, BLACKOUTS):
+            metrics.reconcile_errors.labels(kind)
         metrics.deliveries_pending.set_function(lambda: self.delivery_counts()[0])
         metrics.deliveries_waiting.set_function(lambda: self.delivery_counts()[1])
         metrics.queue_depth.set_function(lambda: self.queue.depth)
@@ -104,14 +114,19 @@ class Controller:
         for scope in self.scopes():
             try:
                 for body in await self.kube.list(API_VERSION, DESTINATIONS, scope):
-                    self.store.destinations.upsert(Destination.from_body(body), body, live=False)
+                    destination = Destination.from_body(body)
+                    self.store.destinations.upsert(destination, body, live=False)
+                    self._export_readiness(destination.ref, destination)
                 for body in await self.kube.list(API_VERSION, RULES, scope):
-                    self.store.rules.upsert(AlertRule.from_body(body), body, live=False)
+                    rule = AlertRule.from_body(body)
+                    self.store.rules.upsert(rule, body, live=False)
+                    self.noise.rule_seen(rule)
             except KubeError as exc:
                 if not exc.not_found:
                     raise
                 # The CRDs are not installed (yet): kopf starts watching when they appear.
                 logger.warning("The alerting.armor.dev CRDs are not installed; waiting for them (%s)", exc)
+            await self._load_noise_control(scope)
         self._tasks = [
             asyncio.create_task(self.queue.run_worker(self._handle), name=f"worker-{n}")
             for n in range(self.settings.concurrency)
@@ -127,6 +142,23 @@ class Controller:
         namespaces = self.settings.namespaces
         exact: list[str | None] = [ns for ns in namespaces if not any(ch in ns for ch in "*?[!")]
         return exact if exact and len(exact) == len(namespaces) else [None]
+
+    async def _load_noise_control(self, scope: str | None) -> None:
+        """Blackouts, and the incidents rules with a cooldown or daily cap already let through, before any alert.
+
+        kopf's watch hands alerts over one by one; without the listing, an alert looked at early in a
+        restart could not see the incidents of alerts still to come, and slip past a cooldown or a cap.
+        """
+        try:
+            for body in await self.kube.list(API_VERSION, BLACKOUTS, scope):
+                self.store.blackouts.upsert(AlertBlackout.from_body(body), body, live=False)
+            if any(rule.spec is not None and rule.spec.noise_controlled for rule in self.store.rules):
+                for body in await self.kube.list(API_VERSION, ALERTS, scope):
+                    self.noise.alert_changed(DataAlert.from_body(body))
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+            logger.warning("The AlertBlackout CRD is not installed; noise control waits for it (%s)", exc)
 
     async def stop(self) -> None:
         await self.resync.aclose()
@@ -146,6 +178,7 @@ class Controller:
             for alert in self.store.alerts.live():
                 if alert.unsettled:
                     self.queue.add((ALERTS, alert.ref))
+            self.noise.expire()
 
     # ----------------------------------------------------------------- events from kopf
 
@@ -164,6 +197,8 @@ class Controller:
             self._observe_destination(body, deleted)
         elif resource == RULES:
             self._observe_rule(body, deleted)
+        elif resource == BLACKOUTS:
+            self._observe_blackout(body, deleted)
 
     def _observe_alert(self, body: Mapping[str, Any], deleted: bool) -> None:
         ref = ObjectRef.of(body)
@@ -179,6 +214,7 @@ class Controller:
         if self.store.alerts.upsert(DataAlert.from_body(body), body):
             self.queue.add((ALERTS, ref))
         self.rules.alert_changed(previous, self.store.alerts.get(ref))
+        self.noise.alert_changed(self.store.alerts.get(ref))
 
     def _observe_destination(self, body: Mapping[str, Any], deleted: bool) -> None:
         ref = ObjectRef.of(body)
@@ -193,11 +229,14 @@ class Controller:
 
     def _observe_rule(self, body: Mapping[str, Any], deleted: bool) -> None:
         ref = ObjectRef.of(body)
+        for blackout in self.store.blackouts.in_namespace(ref.namespace):
+            self.queue.add((BLACKOUTS, blackout.ref))  # the rules it holds may have changed
         if deleted:
             self.forget(RULES, ref)
             return
         before = self.store.rules.get(ref)
         rule = AlertRule.from_body(body)
+        self.noise.rule_seen(rule)
         if self.store.rules.upsert(rule, body):
             self.queue.add((RULES, ref))
             # Its alerts may still be arriving (a restart lists them after the rules): count once they have.
@@ -220,9 +259,46 @@ class Controller:
         elif resource == RULES:
             self.store.rules.remove(ref)
             self.rules.forget(ref)
+            self.noise.forget_rule(ref)
             self._wake_alerts(ref.namespace, everything=True)
+        elif resource == BLACKOUTS:
+            self._blackout_changed(ref, self.store.blackouts.get(ref), None)
+            self.store.blackouts.remove(ref)
+
+    def _observe_blackout(self, body: Mapping[str, Any], deleted: bool) -> None:
+        ref = ObjectRef.of(body)
+        if deleted:
+            self.forget(BLACKOUTS, ref)
+            return
+        before = self.store.blackouts.get(ref)
+        if self.store.blackouts.upsert(AlertBlackout.from_body(body), body):
+            self.queue.add((BLACKOUTS, ref))
+            self._blackout_changed(ref, before, self.store.blackouts.get(ref))
+
+    def _blackout_changed(self, ref: ObjectRef, before: AlertBlackout | None, after: AlertBlackout | None) -> None:
+        # Deferred alerts wait for the blackout's end as it was: an edit or a delete may set them free now.
+        if before is None or after is None or before.generation != after.generation:
+            self._wake_alerts(ref.namespace, everything=False)
+
+    def _export_readiness(self, ref: ObjectRef, destination: Destination | None) -> None:
+        """The destination_ready gauge, and a zero for each counter a destination's series start from.
+
+        A counter series that first appears at 1 is invisible to rate() and increase(); a suspended or
+        deleted destination has no readiness series, since nothing is expected of it.
+        """
+        label = str(ref)
+        if destination is None or (destination.spec is not None and destination.spec.suspend):
+            try:
+                self.metrics.destination_ready.remove(label)
+            except KeyError:
+                pass
+            return
+        self.metrics.destination_ready.labels(label).set(1.0 if destination.ready else 0.0)
+        for counter in (self.metrics.incidents_created, self.metrics.incidents_closed, self.metrics.deliveries_failed):
+            counter.labels(label)
 
     def _destination_changed(self, ref: ObjectRef, before: Destination | None, after: Destination | None) -> None:
+        self._export_readiness(ref, after)
         was_ready = before is not None and before.ready
         is_ready = after is not None and after.ready
         # A change of the not-Ready reason matters too: waiting alerts and rules quote it.
@@ -253,6 +329,8 @@ class Controller:
                 await self.destinations.reconcile(ref)
             elif resource == RULES:
                 await self.rules.reconcile(ref)
+            elif resource == BLACKOUTS:
+                await self.blackouts.reconcile(ref)
         except KubeError as exc:
             if exc.not_found:
                 return

@@ -68,6 +68,12 @@ class Metrics:
             ["destination"],
             registry=r,
         )
+        self.suppressions = Counter(
+            f"{PREFIX}_suppressions",
+            "Deliveries held back by noise control (deferred or suppressed), by reason.",
+            ["reason"],
+            registry=r,
+        )
 
     # incidentio.RequestObserver
     def request_finished(self, operation: str, status: int | None, seconds: float) -> None:

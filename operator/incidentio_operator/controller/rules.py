@@ -17,6 +17,7 @@ from incidentio_operator.api import (
     format_time,
     ready_conditions,
 )
+from incidentio_operator.controller.noise import NoiseControl
 from incidentio_operator.controller.settings import Settings
 from incidentio_operator.controller.store import Store
 from incidentio_operator.controller.workqueue import ObjectKey, WorkQueue
@@ -33,8 +34,11 @@ class RuleReconciler:
         queue: WorkQueue[ObjectKey],
         kube: KubeClient,
         clock: Callable[[], datetime.datetime],
+        *,
+        noise: NoiseControl,
     ) -> None:
         self._settings = settings
+        self._noise = noise
         self._store = store
         self._queue = queue
         self._kube = kube
@@ -54,6 +58,7 @@ class RuleReconciler:
         last_match = self._last_match.get(ref)
         if last_match is not None:
             fields["lastMatchedAt"] = format_time(last_match)
+        fields.update(self._noise.rule_status(rule))
         entries, ready, reason, message = self._destinations(rule)
         fields.update(
             destinations=entries,
@@ -73,6 +78,7 @@ class RuleReconciler:
                 API_VERSION, RULES, ref.namespace, ref.name, {"status": fields}, subresource="status"
             )
             self._store.rules.upsert(AlertRule.from_body(body), body)
+            self._noise.rule_written(rule, fields)
 
     def _matched_alerts(self, rule: AlertRule) -> int:
         """Counted only when asked to (alerts stopped arriving, or new matches).

@@ -1,4 +1,4 @@
-"""The operator's in-memory view of the three kinds, fed by kopf's watch events and our own writes."""
+"""The operator's in-memory view of the four kinds, fed by kopf's watch events and our own writes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from incidentio_operator.api import AlertRule, DataAlert, Destination, ObjectRef
+from incidentio_operator.api import AlertBlackout, AlertRule, DataAlert, Destination, ObjectRef
 
 
 class Parsed(Protocol):
@@ -116,3 +116,4 @@ class Store:
     destinations: Index[Destination] = field(default_factory=lambda: Index[Destination]())
     rules: Index[AlertRule] = field(default_factory=lambda: Index[AlertRule]())
     alerts: Index[DataAlert] = field(default_factory=lambda: Index[DataAlert]())
+    blackouts: Index[AlertBlackout] = field(default_factory=lambda: Index[AlertBlackout]())

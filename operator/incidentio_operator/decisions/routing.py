@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from incidentio_operator.api import AlertRule, AlertRuleSpec, DataAlertSpec, LabelSelector, ObjectRef
+from incidentio_operator.api.changes import class_matches
 from incidentio_operator.api.rule import IncludeExclude
 
 
@@ -75,6 +76,8 @@ def rule_matches(rule: AlertRuleSpec, alert: DataAlertSpec, labels: Mapping[str,
     if not _included(alert.asset.schema, scope.schemas) or not _included(alert.asset.table, scope.tables):
         return False
     if not selector_matches(scope.asset_selector, labels):
+        return False
+    if not class_matches(rule.change_class, (change.type for change in alert.changes)):
         return False
     return not rule.change_types or any(change.type in rule.change_types for change in alert.changes)
 

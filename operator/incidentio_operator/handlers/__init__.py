@@ -1,5 +1,5 @@
 """kopf wiring only: importing this package registers every handler with kopf's default registry."""
 
-from incidentio_operator.handlers import alerts, destinations, rules, startup
+from incidentio_operator.handlers import alerts, blackouts, destinations, rules, startup
 
-__all__ = ["alerts", "destinations", "rules", "startup"]
+__all__ = ["alerts", "blackouts", "destinations", "rules", "startup"]

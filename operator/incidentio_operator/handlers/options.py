@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from incidentio_operator.api.common import utcnow
 from incidentio_operator.controller.settings import Settings
 
 
@@ -20,6 +22,16 @@ class RunOptions:
     list_page_size: int = 500
     # Sharding: only DataAlerts carrying these labels are handled by this operator instance.
     shard_labels: Mapping[str, str] = field(default_factory=dict)
+    # For tests only: the operator's clock runs this many seconds ahead of (or behind) the system clock, so
+    # schedules and cooldowns can be tried at chosen times of day without waiting for them.
+    clock_offset: float = 0.0
+
+    def clock(self) -> Callable[[], datetime.datetime]:
+        """The one clock every reconciler reads (the system clock, shifted by ``clock_offset``)."""
+        if not self.clock_offset:
+            return utcnow
+        offset = datetime.timedelta(seconds=self.clock_offset)
+        return lambda: utcnow() + offset
 
     def handles(self, body: Mapping[str, Any]) -> bool:
         labels = (body.get("metadata") or {}).get("labels") or {}

@@ -76,7 +76,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf
     )
     login = getattr(memo, "login", None) or login_from_environment
     kube = KubeClient(login)
-    controller = Controller(options.settings, kube, incidentio, metrics)
+    controller = Controller(options.settings, kube, incidentio, metrics, clock=options.clock())
     memo.metrics = metrics
     memo.controller = controller
     await controller.start()

@@ -10,7 +10,7 @@ from typing import Any
 from incidentio_operator.offline.schema import load_crds
 
 COMMAND = "python -m incidentio_operator.offline.apidocs docs/api.md"
-_KIND_ORDER = ("IncidentIoDestination", "AlertRule", "DataAlert")
+_KIND_ORDER = ("IncidentIoDestination", "AlertRule", "DataAlert", "AlertBlackout")
 
 
 def render() -> str:

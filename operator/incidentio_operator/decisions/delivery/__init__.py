@@ -7,6 +7,7 @@ status written afterwards. Neither step does I/O.
 """
 
 from incidentio_operator.decisions.delivery.model import (
+    HELD_STATES,
     HISTORY_EPOCHS,
     RETRY_BASE_SECONDS,
     RETRY_MAX_SECONDS,
@@ -28,6 +29,7 @@ from incidentio_operator.decisions.delivery.plan import close_request, plan
 from incidentio_operator.decisions.delivery.settle import settle
 
 __all__ = [
+    "HELD_STATES",
     "HISTORY_EPOCHS",
     "RETRY_BASE_SECONDS",
     "RETRY_MAX_SECONDS",

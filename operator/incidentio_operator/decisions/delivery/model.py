@@ -10,6 +10,7 @@ from typing import Any
 
 from incidentio_operator.api import CLOSING_STATES, DataAlert, Destination, ObjectRef
 from incidentio_operator.decisions.routing import Routing
+from incidentio_operator.decisions.suppression import NoiseFacts, Verdict
 from incidentio_operator.incidentio.errors import IncidentIoError
 from incidentio_operator.incidentio.models import CreateIncidentRequest, EditIncidentRequest, Incident
 
@@ -26,6 +27,12 @@ class State(StrEnum):
     CLOSED = "Closed"
     LEFT_OPEN = "LeftOpen"
     FAILED = "Failed"
+    # Held back by noise control (DESIGN.md §9): not a failure, the alert stays Ready.
+    SUPPRESSED = "Suppressed"
+    DEFERRED = "Deferred"
+
+
+HELD_STATES = (State.SUPPRESSED, State.DEFERRED)
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,13 @@ class Delivery:
     opened_at: str = ""
     closed_at: str = ""
     next_attempt_at: str = ""
+    # Noise control: the rules that let the delivery through (when not all of ``rules`` did), and for a
+    # held delivery why (a Reason), in words, the incident it gave way to, and when it is looked at again.
+    admitted_by: tuple[str, ...] = ()
+    reason: str = ""
+    message: str = ""
+    in_favour_of: str = ""
+    reevaluate_at: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -69,6 +83,11 @@ class Delivery:
             "openedAt": self.opened_at,
             "closedAt": self.closed_at,
             "nextAttemptAt": self.next_attempt_at,
+            "admittedBy": list(self.admitted_by),
+            "reason": self.reason,
+            "message": self.message,
+            "inFavourOf": self.in_favour_of,
+            "reevaluateAt": self.reevaluate_at,
         }
         data.update({key: value for key, value in optional.items() if value})
         return data
@@ -96,6 +115,11 @@ class Delivery:
             opened_at=str(data.get("openedAt") or ""),
             closed_at=str(data.get("closedAt") or ""),
             next_attempt_at=str(data.get("nextAttemptAt") or ""),
+            admitted_by=tuple(str(rule) for rule in data.get("admittedBy") or ()),
+            reason=str(data.get("reason") or ""),
+            message=str(data.get("message") or ""),
+            in_favour_of=str(data.get("inFavourOf") or ""),
+            reevaluate_at=str(data.get("reevaluateAt") or ""),
         )
 
     @property
@@ -155,10 +179,12 @@ class Outcome:
 class DeliveryEvent:
     """Something a human wants to see in ``kubectl describe`` and in the destination's counters."""
 
-    action: str  # Created | Closed | Failed | LeftOpen
+    action: str  # Created | Closed | Failed | LeftOpen | Suppressed | Deferred
     destination: ObjectRef
     reference: str
     message: str
+    # Suppressed and Deferred: every reason the rules (or the snooze) gave.
+    verdict: Verdict | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +194,7 @@ class AlertContext:
     destinations: Mapping[ObjectRef, Destination]
     now: datetime.datetime
     retry_base: float = RETRY_BASE_SECONDS
+    noise: NoiseFacts = field(default_factory=NoiseFacts)
 
 
 @dataclass(frozen=True)
@@ -212,5 +239,22 @@ def unchanged_since_failure(delivery: Delivery, alert: DataAlert, destination: D
 
 
 def prune(deliveries: Sequence[Delivery], epoch: int) -> list[Delivery]:
-    """Closed deliveries of the last HISTORY_EPOCHS epochs stay in the status as history; older ones go."""
-    return [d for d in deliveries if d.state is not State.CLOSED or d.epoch > epoch - HISTORY_EPOCHS]
+    """Closed and suppressed deliveries of the last HISTORY_EPOCHS epochs stay in the status as history; older
+    ones go, except a destination's last incident when only suppressed epochs followed it: its cooldown
+    counts from it, after a restart too."""
+    cooling = _last_incident_before_suppressions(deliveries)
+    return [
+        d
+        for d in deliveries
+        if d.state not in (State.CLOSED, State.SUPPRESSED) or d.epoch > epoch - HISTORY_EPOCHS or d in cooling
+    ]
+
+
+def _last_incident_before_suppressions(deliveries: Sequence[Delivery]) -> list[Delivery]:
+    kept = []
+    for destination in {d.destination for d in deliveries}:
+        mine = sorted((d for d in deliveries if d.destination == destination), key=lambda d: d.epoch)
+        opened = [d for d in mine if d.incident_id]
+        if opened and any(d.state is State.SUPPRESSED for d in mine if d.epoch > opened[-1].epoch):
+            kept.append(opened[-1])
+    return kept

@@ -1,8 +1,9 @@
 """Planning one alert: which incidents to open or close, and the status to write before any call goes out.
 
 The steps follow the lifecycle of DESIGN.md §4: work out the trigger epoch; for an active alert,
-make sure every routed destination has one delivery of this epoch and open what is not open yet;
-forget deliveries that never went out; close every incident of an alert that resolved, was
+make sure every routed destination has one delivery of this epoch, let noise control (DESIGN.md §9)
+defer or suppress the ones not sent yet, and open the rest; release deferred deliveries that can no
+longer be due; forget deliveries that never went out; close every incident of an alert that resolved, was
 dismissed or is being deleted, and those of earlier epochs still open after a re-trigger.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from incidentio_operator.api import ACTIVE_STATES, CLOSING_STATES, DataAlert, Destination, parse_time
+from incidentio_operator.decisions.delivery.hold import noise_control, release_held
 from incidentio_operator.decisions.delivery.model import (
     Action,
     AlertContext,
@@ -61,6 +63,7 @@ def plan(context: AlertContext) -> Plan:
     if not closing(alert) and context.routing is not None:
         for route in context.routing.routes:
             _open_routed(context, route, draft)
+    draft.deliveries = release_held(context, draft.deliveries, epoch)
     _forget_unsent(alert, draft)
     for index in range(len(draft.deliveries)):
         _close_finished(context, index, draft)
@@ -120,9 +123,14 @@ def _open_routed(context: AlertContext, route: Route, draft: _Draft) -> None:
         draft.deliveries.append(Delivery(label, draft.epoch, key, State.PENDING, rules=route.rules))
         index = len(draft.deliveries) - 1
     delivery = draft.deliveries[index]
-    if delivery.state not in (State.PENDING, State.FAILED):
+    if delivery.state not in (State.PENDING, State.FAILED, State.DEFERRED):
         return
-    delivery = draft.deliveries[index] = replace(delivery, rules=route.rules)
+    hold = noise_control(context, route, replace(delivery, rules=route.rules))
+    delivery = draft.deliveries[index] = hold.delivery
+    if hold.held:
+        draft.events.extend([hold.event] if hold.event else [])
+        draft.wait(hold.requeue_after)
+        return
     destination = context.destinations.get(route.destination)
     if unchanged_since_failure(delivery, alert, destination):
         return

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from incidentio_operator.api import ready_conditions
-from incidentio_operator.decisions.delivery.model import AlertContext, Delivery, State, closing
+from incidentio_operator.decisions.delivery.model import HELD_STATES, AlertContext, Delivery, State, closing
 
 
 def alert_status(
@@ -73,7 +73,14 @@ def _readiness(
     pending = [d for d in current if d.state is State.PENDING]
     if pending or acting:
         return False, "Delivering", "opening incidents in incident.io", True
-    return True, "Delivered", _join(f"incident {d.reference} open in {d.destination}" for d in current), False
+    held = [d for d in current if d.state in HELD_STATES]
+    opened = [f"incident {d.reference} open in {d.destination}" for d in current if d.state not in HELD_STATES]
+    noted = [f"{d.destination}: {d.state}: {d.message}" for d in held]
+    if held and not opened:
+        # Held back by noise control on purpose: Ready, like an alert no rule matches.
+        reason = "Deferred" if any(d.state is State.DEFERRED for d in held) else "Suppressed"
+        return True, reason, _join(noted), False
+    return True, "Delivered", _join([*opened, *noted]), False
 
 
 def _closing_readiness(context: AlertContext, deliveries: Sequence[Delivery]) -> Readiness:

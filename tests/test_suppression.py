@@ -1,0 +1,312 @@
+"""Noise control, pure: schedule and blackout windows (DST, midnight wrap, OR), cooldowns, caps, snooze, classes."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from incidentio_operator.api import AlertBlackout, AlertRule, DataAlert, ObjectRef, SpecError
+from incidentio_operator.api.changes import BREAKING_CHANGE_TYPES, CHANGE_TYPE_NAMES, CHANGE_TYPES, class_matches
+from incidentio_operator.controller.admissions import AdmissionLedger
+from incidentio_operator.decisions.routing import rule_matches
+from incidentio_operator.decisions.suppression import (
+    Candidate,
+    NoiseFacts,
+    Reason,
+    blackout_spans,
+    evaluate,
+    next_span,
+    open_span,
+    schedule_spans,
+)
+
+from .factories import DESTINATION, NAMESPACE, alert_body, rule_body
+
+UTC = datetime.UTC
+DEST = ObjectRef(NAMESPACE, DESTINATION)
+
+
+def at(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text).astimezone(UTC)
+
+
+def rule(name: str = "r", labels: dict[str, str] | None = None, **spec: Any) -> AlertRule:
+    body = rule_body(name, **spec)
+    body["metadata"]["labels"] = labels or {}
+    parsed = AlertRule.from_body(body)
+    assert parsed.spec is not None, parsed.spec_error
+    return parsed
+
+
+def blackout(name: str = "b", **spec: Any) -> AlertBlackout:
+    body = {
+        "apiVersion": "alerting.armor.dev/v1alpha1",
+        "kind": "AlertBlackout",
+        "metadata": {"name": name, "namespace": NAMESPACE, "generation": 1},
+        "spec": {"reason": "Warehouse migration", **spec},
+    }
+    parsed = AlertBlackout.from_body(body)
+    assert parsed.spec is not None, parsed.spec_error
+    return parsed
+
+
+def schedule(*windows: dict[str, Any], zone: str = "Europe/Berlin", outside: str = "Defer") -> dict[str, Any]:
+    return {"timeZone": zone, "windows": list(windows), "outside": outside}
+
+
+def is_open(parsed: AlertRule, moment: str) -> bool:
+    assert parsed.spec is not None and parsed.spec.schedule is not None
+    instant = at(moment)
+    return open_span(schedule_spans(parsed.spec.schedule, instant), instant) is not None
+
+
+def verdict(
+    rules: list[AlertRule],
+    now: str,
+    *,
+    blackouts: tuple[AlertBlackout, ...] = (),
+    history: AdmissionLedger | None = None,
+    alert: DataAlert | None = None,
+    epoch: int = 1,
+) -> Any:
+    alert = alert or DataAlert.from_body(alert_body())
+    candidate = Candidate(alert, DEST, DESTINATION, epoch, tuple(r.ref.name for r in rules))
+    facts = NoiseFacts({r.ref.name: r for r in rules}, blackouts, history or AdmissionLedger())
+    return evaluate(candidate, facts, at(now))
+
+
+# ---------------------------------------------------------------------------------------------- schedules
+
+WEEKDAYS = {"days": [1, 2, 3, 4, 5], "start": "08:00", "end": "18:00"}
+FRIDAY_NIGHT = {"days": [5], "start": "22:00", "end": "02:00"}
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        ("2026-12-01T08:00:00+01:00", True),  # Tuesday, opens at 08:00 (included)
+        ("2026-12-01T17:59:59+01:00", True),
+        ("2026-12-01T18:00:00+01:00", False),  # closes at 18:00 (excluded)
+        ("2026-12-01T07:59:59+01:00", False),
+        ("2026-12-04T23:30:00+01:00", True),  # Friday night window (the OR of the two)
+        ("2026-12-05T01:59:00+01:00", True),  # wrapped past midnight into Saturday
+        ("2026-12-05T02:00:00+01:00", False),
+        ("2026-12-05T23:30:00+01:00", False),  # Saturday night: day 6 is not listed
+        ("2026-12-04T21:00:00+01:00", False),  # Friday between the windows
+    ],
+)
+def test_windows_combine_with_or_and_wrap_past_midnight(moment: str, expected: bool) -> None:
+    assert is_open(rule(schedule=schedule(WEEKDAYS, FRIDAY_NIGHT)), moment) is expected
+
+
+def test_next_opening_skips_the_weekend() -> None:
+    parsed = rule(schedule=schedule(WEEKDAYS))
+    assert parsed.spec is not None and parsed.spec.schedule is not None
+    saturday = at("2026-12-05T12:00:00+01:00")
+    upcoming = next_span(schedule_spans(parsed.spec.schedule, saturday), saturday)
+    assert upcoming is not None and upcoming.start == at("2026-12-07T08:00:00+01:00")
+
+
+def test_touching_windows_are_one_opening() -> None:
+    parsed = rule(schedule=schedule(WEEKDAYS, {"days": [2], "start": "18:00", "end": "24:00"}))
+    assert parsed.spec is not None and parsed.spec.schedule is not None
+    tuesday = at("2026-12-01T12:00:00+01:00")
+    span = open_span(schedule_spans(parsed.spec.schedule, tuesday), tuesday)
+    assert span is not None and span.end == at("2026-12-02T00:00:00+01:00")
+
+
+def test_spring_forward_in_berlin() -> None:
+    # 2026-03-29: 02:00 CET jumps to 03:00 CEST. A window opening in the skipped hour opens with the
+    # offset before the gap (RFC 5545 §3.3.5): 02:30 is 01:30 UTC, i.e. 03:30 CEST.
+    parsed = rule(schedule=schedule({"days": [7], "start": "02:30", "end": "04:00"}))
+    assert is_open(parsed, "2026-03-29T01:29:00+00:00") is False
+    assert is_open(parsed, "2026-03-29T01:30:00+00:00") is True
+    assert is_open(parsed, "2026-03-29T01:59:00+00:00") is True  # 03:59 CEST
+    assert is_open(parsed, "2026-03-29T02:00:00+00:00") is False  # 04:00 CEST
+    # A working day on the DST day is 08:00 to 18:00 of the new offset.
+    sunday = rule(schedule=schedule({"days": [7], "start": "08:00", "end": "18:00"}))
+    assert is_open(sunday, "2026-03-29T05:59:00+00:00") is False
+    assert is_open(sunday, "2026-03-29T06:00:00+00:00") is True
+
+
+def test_fall_back_in_berlin() -> None:
+    # 2026-10-25: 03:00 CEST falls back to 02:00 CET; 02:00-03:00 local happens twice. The window opens
+    # at the first 02:30 (00:30 UTC) and closes at 03:30 CET (02:30 UTC): two hours long that night.
+    parsed = rule(schedule=schedule({"days": [7], "start": "02:30", "end": "03:30"}))
+    assert is_open(parsed, "2026-10-25T00:29:00+00:00") is False
+    assert is_open(parsed, "2026-10-25T00:30:00+00:00") is True
+    assert is_open(parsed, "2026-10-25T02:29:00+00:00") is True
+    assert is_open(parsed, "2026-10-25T02:30:00+00:00") is False
+
+
+def test_outside_the_schedule_defers_to_the_next_opening_or_drops() -> None:
+    deferring = verdict([rule(schedule=schedule(WEEKDAYS))], "2026-12-05T12:00:00+01:00")
+    assert not deferring.deliver
+    assert deferring.leading.reason is Reason.OUTSIDE_SCHEDULE
+    assert deferring.deferred_until == at("2026-12-07T08:00:00+01:00")
+    assert "rule r: outside its schedule (Europe/Berlin: days 1,2,3,4,5 08:00-18:00)" in deferring.message
+    dropping = verdict([rule(schedule=schedule(WEEKDAYS, outside="Drop"))], "2026-12-05T12:00:00+01:00")
+    assert not dropping.deliver and dropping.deferred_until is None
+    assert dropping.message.endswith("dropped (outside: Drop)")
+    assert verdict([rule(schedule=schedule(WEEKDAYS))], "2026-12-07T09:00:00+01:00").deliver
+
+
+def test_an_unknown_time_zone_names_the_field() -> None:
+    body = rule_body(schedule=schedule(WEEKDAYS, zone="Europe/Berln"))
+    parsed = AlertRule.from_body(body)
+    assert parsed.spec is None and isinstance(parsed.spec_error, SpecError)
+    assert parsed.spec_error.field == "spec.schedule.timeZone"
+    assert "Europe/Berln" in parsed.spec_error.message
+
+
+# ---------------------------------------------------------------------------------------------- blackouts
+
+ONE_TIME = {"start": "2026-12-05T22:00:00Z", "end": "2026-12-06T06:00:00Z"}
+
+
+def test_an_active_blackout_defers_to_its_end_or_drops() -> None:
+    held = verdict([rule()], "2026-12-06T01:00:00Z", blackouts=(blackout(windows=[ONE_TIME]),))
+    assert held.leading.reason is Reason.BLACKOUT and held.leading.blackout == "b"
+    assert held.deferred_until == at("2026-12-06T06:00:00Z")
+    assert "blackout b (Warehouse migration, 2026-12-05T22:00:00Z to 2026-12-06T06:00:00Z) holds rule r" in held.message
+    dropped = verdict([rule()], "2026-12-06T01:00:00Z", blackouts=(blackout(windows=[ONE_TIME], after="Drop"),))
+    assert dropped.deferred_until is None and not dropped.deliver
+    assert verdict([rule()], "2026-12-06T06:00:00Z", blackouts=(blackout(windows=[ONE_TIME]),)).deliver
+
+
+def test_a_blackout_holds_only_the_rules_it_selects() -> None:
+    selective = blackout(windows=[ONE_TIME], ruleSelector={"matchLabels": {"tier": "analytics"}})
+    analytics, payments = rule("analytics", {"tier": "analytics"}), rule("payments", {"tier": "payments"})
+    assert not verdict([analytics], "2026-12-06T01:00:00Z", blackouts=(selective,)).deliver
+    both = verdict([analytics, payments], "2026-12-06T01:00:00Z", blackouts=(selective,))
+    assert both.deliver and both.admitted_by == ("payments",)
+
+
+def test_yearly_windows_wrap_into_the_new_year_and_skip_missing_leap_days() -> None:
+    new_year = blackout(
+        timeZone="Europe/Berlin", windows=[{"yearly": {"month": 12, "day": 31}, "start": "18:00", "end": "02:00"}]
+    )
+    assert new_year.spec is not None
+    inside = at("2027-01-01T01:30:00+01:00")
+    span = open_span(blackout_spans(new_year.spec, inside), inside)
+    assert span == open_span(blackout_spans(new_year.spec, inside), at("2026-12-31T18:00:00+01:00"))
+    assert span is not None and span.end == at("2027-01-01T02:00:00+01:00")
+    leap = blackout(windows=[{"yearly": {"month": 2, "day": 29}, "start": "00:00", "end": "24:00"}])
+    assert leap.spec is not None
+    upcoming = next_span(blackout_spans(leap.spec, at("2027-03-01T00:00:00Z")), at("2027-03-01T00:00:00Z"))
+    assert upcoming is not None and upcoming.start == at("2028-02-29T00:00:00Z")
+
+
+# ---------------------------------------------------------------------------------------------- cooldown and cap
+
+
+def ledger_with(*admissions: tuple[str, str, str], rule_name: str = "r", asset: str = "6c1e0f4a") -> AdmissionLedger:
+    """Admissions of alerts (name, openedAt, reference) by ``rule_name`` at the destination, for ``asset``."""
+    ledger = AdmissionLedger()
+    for index, (name, opened, reference) in enumerate(admissions):
+        delivery = {
+            "destination": DESTINATION,
+            "rules": [rule_name],
+            "epoch": 1,
+            "state": "Closed",
+            "attempts": 1,
+            "incidentId": f"id-{index}",
+            "reference": reference,
+            "openedAt": opened,
+        }
+        body = alert_body(name, uid=f"uid-{name}", asset={"id": asset}, status={"deliveries": [delivery]})
+        ledger.observe(DataAlert.from_body(body), at(opened))
+    return ledger
+
+
+def test_cooldown_suppresses_repeats_for_the_same_asset_in_favour_of_the_first_incident() -> None:
+    history = ledger_with(("first", "2026-12-01T10:00:00Z", "INC-1"))
+    cooling = rule(cooldown="10m")
+    held = verdict([cooling], "2026-12-01T10:09:59Z", history=history)
+    assert held.leading.reason is Reason.COOLDOWN and held.deferred_until is None
+    assert held.leading.in_favour_of == "INC-1"
+    assert "cooldown 10m: INC-1 opened at 2026-12-01T10:00:00Z" in held.message
+    assert verdict([cooling], "2026-12-01T10:10:00Z", history=history).deliver
+    other_asset = DataAlert.from_body(alert_body("other", uid="uid-other", asset={"id": "elsewhere"}))
+    assert verdict([cooling], "2026-12-01T10:05:00Z", history=history, alert=other_asset).deliver
+
+
+def test_a_deliverys_own_admission_never_counts_against_it() -> None:
+    history = ledger_with(("orders-column-removed-7f3a", "2026-12-01T10:00:00Z", "INC-1"))
+    alert = DataAlert.from_body(alert_body(uid="uid-orders-column-removed-7f3a"))
+    assert verdict([rule(cooldown="10m")], "2026-12-01T10:05:00Z", history=history, alert=alert).deliver
+    # Its next trigger epoch is a repeat, though: a flapping alert gets one incident.
+    assert not verdict([rule(cooldown="10m")], "2026-12-01T10:05:00Z", history=history, alert=alert, epoch=2).deliver
+
+
+def test_the_daily_cap_counts_the_rules_day_in_its_time_zone() -> None:
+    opened = [(f"a{n}", f"2026-12-01T0{n}:00:00Z", f"INC-{n}") for n in range(1, 4)]
+    history = ledger_with(*opened, asset="shared")
+    capped = verdict([rule(maxIncidentsPerDay=3)], "2026-12-01T22:00:00Z", history=history)
+    assert capped.leading.reason is Reason.DAILY_CAP
+    assert "daily cap of 3 incident(s) reached (2026-12-01, UTC)" in capped.message
+    assert verdict([rule(maxIncidentsPerDay=3)], "2026-12-02T00:00:00Z", history=history).deliver
+    # In Tokyo (UTC+9) 2026-12-01T22:00Z is already 2 December: yesterday's incidents do not count.
+    tokyo = rule(
+        maxIncidentsPerDay=3,
+        schedule=schedule({"days": [1, 2, 3, 4, 5, 6, 7], "start": "00:00", "end": "24:00"}, zone="Asia/Tokyo"),
+    )
+    assert verdict([tokyo], "2026-12-01T22:00:00Z", history=history).deliver
+
+
+def test_any_rule_that_lets_the_alert_through_delivers_it() -> None:
+    history = ledger_with(("first", "2026-12-01T10:00:00Z", "INC-1"), rule_name="cooling")
+    result = verdict([rule("cooling", cooldown="1h"), rule("plain")], "2026-12-01T10:05:00Z", history=history)
+    assert result.deliver and result.admitted_by == ("plain",)
+
+
+def test_a_snooze_defers_every_rule_until_it_ends() -> None:
+    snoozed = DataAlert.from_body(alert_body(state="snoozed", snoozedUntil="2026-12-01T12:00:00Z"))
+    held = verdict([rule("a"), rule("b")], "2026-12-01T11:00:00Z", alert=snoozed)
+    assert held.leading.reason is Reason.SNOOZED and held.deferred_until == at("2026-12-01T12:00:00Z")
+    assert held.rules == ("a", "b")
+    assert verdict([rule("a")], "2026-12-01T12:00:00Z", alert=snoozed).deliver
+    # Snoozed without an end, or snoozedUntil in another state: nothing held back (as before this feature).
+    plain = DataAlert.from_body(alert_body(state="snoozed"))
+    assert verdict([rule("a")], "2026-12-01T11:00:00Z", alert=plain).deliver
+
+
+# ---------------------------------------------------------------------------------------------- change classes
+
+
+def test_the_breaking_table_is_one_closed_vocabulary() -> None:
+    assert BREAKING_CHANGE_TYPES < set(CHANGE_TYPE_NAMES)
+    assert {"column_removed", "column_type_changed", "table_removed", "primary_key_removed"} <= BREAKING_CHANGE_TYPES
+    assert "column_added" not in BREAKING_CHANGE_TYPES
+
+
+@pytest.mark.parametrize(
+    ("change_class", "types", "matches"),
+    [
+        ("Any", [], True),
+        ("Breaking", ["column_added", "column_removed"], True),
+        ("Breaking", ["column_added"], False),
+        ("Breaking", [], False),
+        ("NonBreaking", ["column_added", "index_added"], True),
+        ("NonBreaking", ["column_added", "column_removed"], False),
+        ("NonBreaking", [], False),
+    ],
+)
+def test_change_classes(change_class: str, types: list[str], matches: bool) -> None:
+    assert class_matches(change_class, types) is matches
+    parsed = rule(conditions={"changeClass": change_class})
+    alert = DataAlert.from_body(alert_body(changes=[{"type": name} for name in types]))
+    assert parsed.spec is not None and alert.spec is not None
+    assert rule_matches(parsed.spec, alert.spec, {}) is matches
+
+
+def test_the_readme_documents_the_breaking_table_as_the_code_has_it() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for change in CHANGE_TYPES:
+        kind = "**breaking**" if change.breaking else "non-breaking"
+        assert f"| `{change.name}` | {change.category} | {kind} | {change.meaning} |" in readme
+    crd = (Path(__file__).resolve().parents[1] / "crds" / "dataalerts.yaml").read_text()
+    assert "enum: [" + ", ".join(CHANGE_TYPE_NAMES) + "]" in crd
