@@ -21,6 +21,9 @@ from incidentio_operator.api.common import (
 DEFAULT_BASE_URL = "https://api.incident.io"
 DEFAULT_NAME_PREFIX = "[AnomalyArmor]"
 TEST_REQUESTED_ANNOTATION = "alerting.armor.dev/test-requested-at"
+# Held while any alert holds an incident that may be open through the destination (and only then), so that
+# deleting the destination first (an uninstall, a namespace teardown) cannot strand those incidents.
+DESTINATION_FINALIZER = "alerting.armor.dev/open-incidents"
 ALERT_SEVERITIES = ("info", "warning", "critical")
 
 
@@ -131,6 +134,8 @@ class Destination:
     status: Mapping[str, Any]
     annotations: Mapping[str, str]
     deleting: bool = False
+    finalizers: tuple[str, ...] = ()
+    resource_version: str = ""
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Destination:
@@ -150,6 +155,8 @@ class Destination:
             status=body.get("status") or {},
             annotations=meta.get("annotations") or {},
             deleting=bool(meta.get("deletionTimestamp")),
+            finalizers=tuple(meta.get("finalizers") or ()),
+            resource_version=str(meta.get("resourceVersion") or ""),
         )
 
     @property
@@ -162,6 +169,11 @@ class Destination:
             and self.status.get("observedGeneration") == self.generation
             and not self.deleting
         )
+
+    @property
+    def ready_reason(self) -> str:
+        """The Ready condition's reason as last written ('' before the first test)."""
+        return str((condition_of(self.status, "Ready") or {}).get("reason") or "")
 
     @property
     def not_ready_reason(self) -> str:

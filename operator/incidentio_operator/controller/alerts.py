@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -21,6 +22,7 @@ from incidentio_operator.api import (
 )
 from incidentio_operator.api.alert import FINALIZER
 from incidentio_operator.controller.credentials import Credentials
+from incidentio_operator.controller.destinations import DestinationReconciler
 from incidentio_operator.controller.gate import CallGate
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.controller.noise import NoiseControl
@@ -35,6 +37,9 @@ from incidentio_operator.decisions.routing import route
 from incidentio_operator.incidentio import Forbidden, IncidentIoClient, IncidentIoError, Unauthorized
 from incidentio_operator.kube import KubeClient
 
+logger = logging.getLogger("incidentio_operator.controller.alerts")
+# Work queue keys of alerts that are gone but hold incidents to close (see AlertReconciler.orphaned).
+ORPHANS = "orphaned-dataalerts"
 EVENT_REASONS = {"Created": "IncidentCreated", "Closed": "IncidentClosed", "Failed": "DeliveryFailed"}
 
 
@@ -56,6 +61,7 @@ class AlertReconciler:
         recorder: EventRecorder,
         tally: DeliveryTally,
         rules: RuleReconciler,
+        destinations: DestinationReconciler,
         noise: NoiseControl,
     ) -> None:
         self._settings = settings
@@ -70,6 +76,8 @@ class AlertReconciler:
         self._recorder = recorder
         self._tally = tally
         self._rules = rules
+        self._destinations = destinations
+        self._orphans: dict[ObjectRef, DataAlert] = {}
         self._noise = noise
 
     async def reconcile(self, ref: ObjectRef) -> None:
@@ -80,8 +88,16 @@ class AlertReconciler:
         plan = lifecycle.plan(context)
         # Before any await: another worker's plan must see this one's admissions (cooldowns, daily caps).
         self._noise.planned(alert, plan)
+        for action in plan.actions:
+            # A key that went away or cannot be sent (after a rotation) holds the destination: its
+            # connection test says why, and the alert waits for it like for any destination not Ready.
+            destination = context.destinations[action.destination]
+            if not await self._credentials.usable(destination, closing=lifecycle.closes(action)):
+                self._gate.hold(action.destination)
         if self._gate.park(ref, (action.destination for action in plan.actions)):
             return
+        for destination_ref in {a.destination for a in plan.actions if isinstance(a, lifecycle.OpenIncident)}:
+            await self._destinations.ensure_finalizer(destination_ref)
         if plan.needs_finalizer and FINALIZER not in alert.finalizers and not alert.deleting:
             finalizers = [*alert.finalizers, FINALIZER]
             alert = await self._write(
@@ -105,9 +121,10 @@ class AlertReconciler:
                 self._record(alert, event)
         for event in plan.events:
             self._record(alert, event)
-        # The finalizer stays for the object's life once it has had an incident: removing it after
-        # each resolve and adding it again on the next trigger would cost two writes per cycle.
-        if alert.deleting and not holds and FINALIZER in alert.finalizers:
+        # The finalizer is held only while an incident may still have to be closed: an alert whose
+        # incidents are closed (or left open by design) never holds up a namespace's or CRD's deletion,
+        # even with the operator gone.
+        if not holds and FINALIZER in alert.finalizers:
             remaining = [name for name in alert.finalizers if name != FINALIZER]
             await self._write(alert, {"metadata": {"finalizers": remaining, "resourceVersion": alert.resource_version}})
         if requeue is not None:
@@ -137,6 +154,7 @@ class AlertReconciler:
             self._clock(),
             retry_base=self._settings.delivery_retry_base,
             noise=self._noise.facts(alert.ref.namespace),
+            keys_held=frozenset(ref for ref in destinations if self._credentials.held(ref)),
         )
 
     async def _write(self, alert: DataAlert, patch: Mapping[str, Any], *, subresource: str | None = None) -> DataAlert:
@@ -152,7 +170,7 @@ class AlertReconciler:
     async def _act(self, action: lifecycle.Action, destinations: Mapping[ObjectRef, Destination]) -> lifecycle.Outcome:
         destination = destinations[action.destination]
         try:
-            account = await self._credentials.account(destination)
+            account = await self._credentials.account(destination, closing=lifecycle.closes(action))
             if isinstance(action, lifecycle.CloseIncident):
                 await self._incidentio.edit_incident(account, action.incident_id, action.request)
                 return lifecycle.Outcome(action.label, action.epoch, closed=True)
@@ -167,7 +185,57 @@ class AlertReconciler:
                 self._gate.hold(action.destination)
             return lifecycle.Outcome(action.label, action.epoch, error=error)
 
-    def _record(self, alert: DataAlert, event: lifecycle.DeliveryEvent) -> None:
+    # ----------------------------------------------------------------- alerts gone without their finalizer
+
+    def orphaned(self, alert: DataAlert) -> None:
+        """An alert that went away holding incidents, its finalizer never run: close them from its last status.
+
+        This happens when an alert is replaced without its finalizers (``kubectl replace``, a GitOps replace
+        sync) and deleted before the operator put the finalizer back, or is deleted while the operator's
+        watch was down and a relist no longer shows it. There is no object left to hold an Event, so each
+        close is logged and counted (``incidentio_operator_orphan_closes_total``). Kept in memory only.
+        """
+        if not alert.holding:
+            return
+        logger.warning(
+            "dataalert %s went away holding incidents in %s without its finalizer running; closing them",
+            alert.ref,
+            ", ".join(alert.holding),
+        )
+        self._orphans[alert.ref] = replace(alert, deleting=True)
+        self._queue.add((ORPHANS, alert.ref))
+
+    async def close_orphan(self, ref: ObjectRef) -> None:
+        """One round of closes for an alert that is gone (see ``orphaned``)."""
+        orphan = self._orphans.get(ref)
+        if orphan is None:
+            return
+        destinations = {
+            found.ref: found
+            for label in orphan.holding
+            if (found := self._store.destinations.get(lifecycle.destination_ref(label, ref.namespace))) is not None
+        }
+        keys_held = frozenset(d for d in destinations if self._credentials.held(d))
+        context = lifecycle.AlertContext(orphan, None, destinations, self._clock(), keys_held=keys_held)
+        plan = lifecycle.plan(context)
+        if any(self._gate.held(action.destination) for action in plan.actions):
+            self._queue.add_after((ORPHANS, ref), self._settings.delivery_retry_base)
+            return
+        with self._gate.calling(action.destination for action in plan.actions):
+            outcomes = await asyncio.gather(*(self._act(action, destinations) for action in plan.actions))
+        settled = lifecycle.settle(replace(context, now=self._clock()), plan, outcomes)
+        orphan = orphan.with_status(settled.status)
+        for event in (*plan.events, *settled.events):
+            self._record(orphan, event, post_event=False)
+            self._metrics.orphan_closes.labels(str(event.destination), event.action).inc()
+            logger.warning("dataalert %s (gone): %s (%s)", ref, event.message, event.destination)
+        if not orphan.holding:
+            del self._orphans[ref]
+            return
+        self._orphans[ref] = orphan
+        self._queue.add_after((ORPHANS, ref), settled.requeue_after or self._settings.delivery_retry_base)
+
+    def _record(self, alert: DataAlert, event: lifecycle.DeliveryEvent, *, post_event: bool = True) -> None:
         """Count the delivery for its destination and in the metrics, and post an Event on the alert."""
         if event.verdict is not None:
             self._noise.held(alert, event)  # held back: no incident, nothing for the destination to count
@@ -188,7 +256,7 @@ class AlertReconciler:
         self._tally.record(event.destination, event.action, last_delivery)
         self._queue.add_after((DESTINATIONS, event.destination), self._settings.summary_delay)
         involved = self._store.alerts.reference(alert.ref)
-        if involved is not None:
+        if involved is not None and post_event:
             kind = "Warning" if event.action == "Failed" else "Normal"
             reason = EVENT_REASONS.get(event.action, "IncidentLeftOpen")
             self._recorder.post(involved, kind, reason, f"{event.message} ({label})")

@@ -21,7 +21,7 @@ from incidentio_operator.api import (
     ObjectRef,
 )
 from incidentio_operator.api.common import utcnow
-from incidentio_operator.controller.alerts import AlertReconciler
+from incidentio_operator.controller.alerts import ORPHANS, AlertReconciler
 from incidentio_operator.controller.blackouts import BlackoutReconciler
 from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.destinations import DestinationReconciler
@@ -87,6 +87,7 @@ class Controller:
             recorder=self.recorder,
             tally=tally,
             rules=self.rules,
+            destinations=self.destinations,
             noise=self.noise,
         )
         indexes: dict[str, Index[Any]] = {
@@ -208,7 +209,8 @@ class Controller:
         if not deleted and self.store.alerts.known(ref, version):
             return
         if deleted:
-            self.forget(ALERTS, ref)
+            # The last state, as the DELETED event carries it: incidents it still holds are closed from it.
+            self.forget(ALERTS, ref, last=DataAlert.from_body(body))
             return
         previous = self.store.alerts.get(ref)
         if self.store.alerts.upsert(DataAlert.from_body(body), body):
@@ -244,12 +246,15 @@ class Controller:
             if before is None or before.generation != rule.generation:
                 self._wake_alerts(ref.namespace, everything=True)
 
-    def forget(self, resource: str, ref: ObjectRef) -> None:
+    def forget(self, resource: str, ref: ObjectRef, *, last: DataAlert | None = None) -> None:
         """The object is gone (a DELETED event, or absent from a full list): drop it and all that hangs on it."""
         if resource == ALERTS:
             previous = self.store.alerts.get(ref)
             self.store.alerts.remove(ref)
             self.rules.alert_changed(previous, None)
+            gone = last or previous
+            if gone is not None:
+                self.alerts.orphaned(gone)
         elif resource == DESTINATIONS:
             before = self.store.destinations.get(ref)
             self.store.destinations.remove(ref)
@@ -329,6 +334,8 @@ class Controller:
                 await self.destinations.reconcile(ref)
             elif resource == RULES:
                 await self.rules.reconcile(ref)
+            elif resource == ORPHANS:
+                await self.alerts.close_orphan(ref)
             elif resource == BLACKOUTS:
                 await self.blackouts.reconcile(ref)
         except KubeError as exc:

@@ -68,6 +68,12 @@ class Metrics:
             ["destination"],
             registry=r,
         )
+        self.orphan_closes = Counter(
+            f"{PREFIX}_orphan_closes",
+            "Deliveries of alerts that went away without their finalizer running, closed from their last status.",
+            ["destination", "action"],
+            registry=r,
+        )
         self.suppressions = Counter(
             f"{PREFIX}_suppressions",
             "Deliveries held back by noise control (deferred or suppressed), by reason.",

@@ -164,6 +164,11 @@ class CloseIncident:
 Action = OpenIncident | CloseIncident
 
 
+def closes(action: Action) -> bool:
+    """The action closes an incident (a create re-sent for a resolved alert closes what it gets back)."""
+    return isinstance(action, CloseIncident) or action.then_close
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What came back from one action: the incident, or the error."""
@@ -195,6 +200,9 @@ class AlertContext:
     now: datetime.datetime
     retry_base: float = RETRY_BASE_SECONDS
     noise: NoiseFacts = field(default_factory=NoiseFacts)
+    # Destinations whose last usable API key the controller holds in memory: their incidents can still be
+    # closed when their Secret is gone or they are being deleted (a namespace teardown deletes both).
+    keys_held: frozenset[ObjectRef] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,19 @@ def blocked_by(destination: Destination | None, label: str) -> str:
     return ""
 
 
+def blocked_for_close(context: AlertContext, destination: Destination | None, label: str) -> str:
+    """Why no close can go to the destination now ('' when one can).
+
+    Besides a Ready destination, one whose Secret is gone (NoAPIKey) or that is being deleted still takes
+    closes, with the key the controller last read for it: what was opened with a key is closed with it.
+    """
+    blocked = blocked_by(destination, label)
+    if not blocked or destination is None or destination.spec is None or destination.spec.suspend:
+        return blocked
+    secret_gone = destination.deleting or destination.ready_reason in ("NoAPIKey", "Deleting")
+    return "" if secret_gone and destination.ref in context.keys_held else blocked
+
+
 def _open_routed(context: AlertContext, route: Route, draft: _Draft) -> None:
     """One delivery of this epoch per routed destination; a create for each that may go now."""
     alert, namespace = context.alert, context.alert.ref.namespace
@@ -179,7 +192,7 @@ def _close_finished(context: AlertContext, index: int, draft: _Draft) -> None:
             message = f"Incident {delivery.reference} left open: the destination has no closedStatusId"
             draft.events.append(DeliveryEvent("LeftOpen", ref, delivery.reference, message))
             return
-    blocked = blocked_by(destination, delivery.destination)
+    blocked = blocked_for_close(context, destination, delivery.destination)
     if blocked:
         if alert.deleting and destination is None:
             # Nothing can close it any more; do not hold the object's deletion hostage.
