@@ -62,6 +62,8 @@ class DestinationSpec:
     closed_status_id: str = ""
     incident: IncidentTemplate = field(default_factory=IncidentTemplate)
     connection_test: ConnectionTest = field(default_factory=ConnectionTest)
+    # How often each open incident is read back to notice it ended in incident.io (zero: never).
+    drift_check_interval: datetime.timedelta = datetime.timedelta(minutes=10)
     base_url: str = DEFAULT_BASE_URL
     suspend: bool = False
 
@@ -117,9 +119,19 @@ class DestinationSpec:
                 ),
                 interval=interval,
             ),
+            drift_check_interval=_duration(
+                mapping(spec.get("driftCheck"), "spec.driftCheck").get("interval"), "spec.driftCheck.interval", "10m"
+            ),
             base_url=base_url,
             suspend=boolean(spec.get("suspend"), "spec.suspend", False),
         )
+
+
+def _duration(value: Any, field: str, default: str) -> datetime.timedelta:
+    try:
+        return parse_duration(string(value, field, default) or default)
+    except ValueError as exc:
+        raise SpecError(field, f"{exc}; use a duration such as 10m") from None
 
 
 @dataclass(frozen=True)

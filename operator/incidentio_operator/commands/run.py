@@ -108,6 +108,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
             delivery_retry_base=args.delivery_retry_base,
             test_retry_base=args.test_retry_base,
             secret_poll_interval=args.secret_poll_interval,
+            rate_limit_refill=args.rate_limit_refill,
             namespaces=tuple(args.namespace),
         ),
         incidentio_timeout=args.incidentio_timeout,

@@ -34,7 +34,15 @@ from incidentio_operator.controller.tally import DeliveryTally
 from incidentio_operator.controller.workqueue import ObjectKey, WorkQueue
 from incidentio_operator.decisions import delivery as lifecycle
 from incidentio_operator.decisions.routing import route
-from incidentio_operator.incidentio import Forbidden, IncidentIoClient, IncidentIoError, Unauthorized
+from incidentio_operator.incidentio import (
+    Account,
+    Forbidden,
+    Incident,
+    IncidentIoClient,
+    IncidentIoError,
+    NotFound,
+    Unauthorized,
+)
 from incidentio_operator.kube import KubeClient
 
 logger = logging.getLogger("incidentio_operator.controller.alerts")
@@ -78,6 +86,8 @@ class AlertReconciler:
         self._rules = rules
         self._destinations = destinations
         self._orphans: dict[ObjectRef, DataAlert] = {}
+        # Incidents found over in incident.io and not yet recorded, per alert: (label, epoch) -> how.
+        self._ended: dict[ObjectRef, dict[tuple[str, int], str]] = {}
         self._noise = noise
 
     async def reconcile(self, ref: ObjectRef) -> None:
@@ -127,6 +137,7 @@ class AlertReconciler:
         if not holds and FINALIZER in alert.finalizers:
             remaining = [name for name in alert.finalizers if name != FINALIZER]
             await self._write(alert, {"metadata": {"finalizers": remaining, "resourceVersion": alert.resource_version}})
+        self._forget_recorded_ends(ref, context.ended)
         if requeue is not None:
             jitter = random.uniform(0, min(requeue * 0.1, 2.0))
             self._queue.add_after((ALERTS, ref), requeue + jitter)
@@ -155,6 +166,7 @@ class AlertReconciler:
             retry_base=self._settings.delivery_retry_base,
             noise=self._noise.facts(alert.ref.namespace),
             keys_held=frozenset(ref for ref in destinations if self._credentials.held(ref)),
+            ended=self._ended.get(alert.ref, {}),
         )
 
     async def _write(self, alert: DataAlert, patch: Mapping[str, Any], *, subresource: str | None = None) -> DataAlert:
@@ -172,7 +184,13 @@ class AlertReconciler:
         try:
             account = await self._credentials.account(destination, closing=lifecycle.closes(action))
             if isinstance(action, lifecycle.CloseIncident):
-                await self._incidentio.edit_incident(account, action.incident_id, action.request)
+                try:
+                    await self._incidentio.edit_incident(account, action.incident_id, action.request)
+                except IncidentIoError as error:
+                    how = await self._ended_instead(account, action.incident_id, destination, error)
+                    if not how:
+                        raise
+                    return lifecycle.Outcome(action.label, action.epoch, ended=how)
                 return lifecycle.Outcome(action.label, action.epoch, closed=True)
             incident = await self._incidentio.create_incident(account, action.request)
             closed = False
@@ -184,6 +202,37 @@ class AlertReconciler:
             if isinstance(error, Unauthorized | Forbidden):
                 self._gate.hold(action.destination)
             return lifecycle.Outcome(action.label, action.epoch, error=error)
+
+    async def _ended_instead(
+        self, account: Account, incident_id: str, destination: Destination, error: IncidentIoError
+    ) -> str:
+        """After a refused close (404, or a 4xx such as incident.io's lifecycle rules): read the incident, and
+        say how it ended if a responder already ended it there ('' when it is not over: the refusal stands)."""
+        if error.retryable or isinstance(error, Unauthorized | Forbidden) or error.status is None:
+            return ""
+        assert destination.spec is not None
+        try:
+            incident: Incident | None = await self._incidentio.get_incident(account, incident_id)
+        except NotFound:
+            incident = None
+        except IncidentIoError:
+            return ""
+        return lifecycle.how_it_ended(incident, destination.spec.closed_status_id)
+
+    def _forget_recorded_ends(self, ref: ObjectRef, recorded: Mapping[tuple[str, int], str]) -> None:
+        """The status written holds these ends now; keep only those found since the plan was made."""
+        pending = self._ended.get(ref)
+        if not pending or not recorded:
+            return
+        for key in recorded:
+            pending.pop(key, None)
+        if not pending:
+            del self._ended[ref]
+
+    def incident_ended(self, ref: ObjectRef, label: str, epoch: int, how: str) -> None:
+        """A read found the alert's incident over in incident.io: record it on the delivery."""
+        self._ended.setdefault(ref, {})[(label, epoch)] = how
+        self._queue.add((ALERTS, ref))
 
     # ----------------------------------------------------------------- alerts gone without their finalizer
 

@@ -25,6 +25,7 @@ from incidentio_operator.controller.alerts import ORPHANS, AlertReconciler
 from incidentio_operator.controller.blackouts import BlackoutReconciler
 from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.destinations import DestinationReconciler
+from incidentio_operator.controller.drift import DriftChecker
 from incidentio_operator.controller.gate import CallGate
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.controller.noise import NoiseControl
@@ -97,6 +98,15 @@ class Controller:
             BLACKOUTS: self.store.blackouts,
         }
         self.resync = Resync(kube, indexes, self.scopes(), self.forget)
+        self.drift = DriftChecker(
+            self.store,
+            incidentio,
+            credentials,
+            self.alerts,
+            metrics,
+            key_refill_per_second=settings.rate_limit_refill,
+            allow_cross_namespace=settings.allow_cross_namespace,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         for kind in (ALERTS, DESTINATIONS, RULES, BLACKOUTS):
             metrics.reconcile_errors.labels(kind)
@@ -133,6 +143,7 @@ class Controller:
             for n in range(self.settings.concurrency)
         ]
         self._tasks.append(asyncio.create_task(self._sweep(), name="sweep"))
+        self._tasks.append(asyncio.create_task(self.drift.run(), name="drift-checks"))
 
     def scopes(self) -> list[str | None]:
         """Where the operator lists: each exact namespace it watches, or the whole cluster (None).

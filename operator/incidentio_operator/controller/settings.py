@@ -16,6 +16,8 @@ class Settings:
     # Each destination re-reads its API key Secret this often (a GET by name): a rotated key is noticed
     # without watching, or holding in memory, any other Secret of the cluster.
     secret_poll_interval: float = 30.0
+    # The refill rate of each API key's incident.io rate limit: drift checks use at most 5 % of it.
+    rate_limit_refill: float = 20.0
     # Rule and destination statuses summarise many alerts; batch their writes.
     summary_delay: float = 2.0
     # The namespaces the operator watches (kopf patterns); empty means the whole cluster.

@@ -6,6 +6,7 @@ record if the process dies mid-call); the calls run; ``settle`` folds their outc
 status written afterwards. Neither step does I/O.
 """
 
+from incidentio_operator.decisions.delivery.ended import ENDED_REASON, how_it_ended
 from incidentio_operator.decisions.delivery.model import (
     HELD_STATES,
     HISTORY_EPOCHS,
@@ -22,6 +23,7 @@ from incidentio_operator.decisions.delivery.model import (
     Settlement,
     State,
     closes,
+    closing,
     destination_label,
     destination_ref,
     retry_delay,
@@ -30,6 +32,7 @@ from incidentio_operator.decisions.delivery.plan import close_request, plan
 from incidentio_operator.decisions.delivery.settle import settle
 
 __all__ = [
+    "ENDED_REASON",
     "HELD_STATES",
     "HISTORY_EPOCHS",
     "RETRY_BASE_SECONDS",
@@ -46,8 +49,10 @@ __all__ = [
     "State",
     "close_request",
     "closes",
+    "closing",
     "destination_label",
     "destination_ref",
+    "how_it_ended",
     "plan",
     "retry_delay",
     "settle",

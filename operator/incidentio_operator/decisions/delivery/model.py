@@ -178,13 +178,15 @@ class Outcome:
     incident: Incident | None = None
     closed: bool = False
     error: IncidentIoError | None = None
+    # The incident turned out to be over already in incident.io (how, in words: ended.how_it_ended).
+    ended: str = ""
 
 
 @dataclass(frozen=True)
 class DeliveryEvent:
     """Something a human wants to see in ``kubectl describe`` and in the destination's counters."""
 
-    action: str  # Created | Closed | Failed | LeftOpen | Suppressed | Deferred
+    action: str  # Created | Closed | Ended | Failed | LeftOpen | Suppressed | Deferred
     destination: ObjectRef
     reference: str
     message: str
@@ -203,6 +205,8 @@ class AlertContext:
     # Destinations whose last usable API key the controller holds in memory: their incidents can still be
     # closed when their Secret is gone or they are being deleted (a namespace teardown deletes both).
     keys_held: frozenset[ObjectRef] = frozenset()
+    # Incidents a read found over in incident.io, by (destination label, epoch): how they ended.
+    ended: Mapping[tuple[str, int], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

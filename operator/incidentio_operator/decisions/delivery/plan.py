@@ -13,7 +13,8 @@ import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from incidentio_operator.api import ACTIVE_STATES, CLOSING_STATES, DataAlert, Destination, parse_time
+from incidentio_operator.api import ACTIVE_STATES, CLOSING_STATES, DataAlert, Destination, format_time, parse_time
+from incidentio_operator.decisions.delivery.ended import ended_event_message, record_ended
 from incidentio_operator.decisions.delivery.hold import noise_control, release_held
 from incidentio_operator.decisions.delivery.model import (
     Action,
@@ -64,6 +65,7 @@ def plan(context: AlertContext) -> Plan:
         for route in context.routing.routes:
             _open_routed(context, route, draft)
     draft.deliveries = release_held(context, draft.deliveries, epoch)
+    _record_ended(context, draft)
     _forget_unsent(alert, draft)
     for index in range(len(draft.deliveries)):
         _close_finished(context, index, draft)
@@ -160,6 +162,17 @@ def _open_routed(context: AlertContext, route: Route, draft: _Draft) -> None:
     draft.actions.append(
         OpenIncident(route.destination, label, draft.epoch, _create_request(context, destination, delivery))
     )
+
+
+def _record_ended(context: AlertContext, draft: _Draft) -> None:
+    """Incidents a read found over in incident.io are closed deliveries now: nothing more is sent for them."""
+    for index, delivery in enumerate(draft.deliveries):
+        how = context.ended.get((delivery.destination, delivery.epoch))
+        if how and delivery.incident_id and delivery.state in (State.OPEN, State.CLOSING):
+            ended = record_ended(delivery, how, format_time(context.now))
+            draft.deliveries[index] = ended
+            ref = destination_ref(delivery.destination, context.alert.ref.namespace)
+            draft.events.append(DeliveryEvent("Ended", ref, delivery.reference, ended_event_message(delivery, how)))
 
 
 def _forget_unsent(alert: DataAlert, draft: _Draft) -> None:
