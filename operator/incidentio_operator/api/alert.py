@@ -14,6 +14,9 @@ ALERT_STATES = ("triggered", "acknowledged", "snoozed", "resolved", "dismissed")
 ACTIVE_STATES = frozenset({"triggered", "acknowledged", "snoozed"})
 CLOSING_STATES = frozenset({"resolved", "dismissed"})
 FINALIZER = "alerting.armor.dev/close-incidents"
+# Set with the finalizer: which replica (shard) opened the alert's incidents, and so must finish them even if
+# the alert's labels later move it out of that replica's shard (docs/operations.md, Sharding).
+OWNER_LABEL = "alerting.armor.dev/owner"
 
 
 @dataclass(frozen=True, slots=True)

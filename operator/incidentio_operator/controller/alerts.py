@@ -20,7 +20,7 @@ from incidentio_operator.api import (
     differs,
     format_time,
 )
-from incidentio_operator.api.alert import FINALIZER
+from incidentio_operator.api.alert import FINALIZER, OWNER_LABEL
 from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.destinations import DestinationReconciler
 from incidentio_operator.controller.gate import CallGate
@@ -108,11 +108,15 @@ class AlertReconciler:
             return
         for destination_ref in {a.destination for a in plan.actions if isinstance(a, lifecycle.OpenIncident)}:
             await self._destinations.ensure_finalizer(destination_ref)
+        owner = self._settings.owner
         if plan.needs_finalizer and FINALIZER not in alert.finalizers and not alert.deleting:
             finalizers = [*alert.finalizers, FINALIZER]
-            alert = await self._write(
-                alert, {"metadata": {"finalizers": finalizers, "resourceVersion": alert.resource_version}}
-            )
+            metadata = {"finalizers": finalizers, "labels": {OWNER_LABEL: owner}}
+            alert = await self._write(alert, {"metadata": {**metadata, "resourceVersion": alert.resource_version}})
+        elif alert.holding and alert.labels.get(OWNER_LABEL) != owner and self._settings.in_shard(alert.labels):
+            # Its labels moved it into this replica's shard: take over the incidents another replica opened.
+            metadata = {"labels": {OWNER_LABEL: owner}, "resourceVersion": alert.resource_version}
+            alert = await self._write(alert, {"metadata": metadata})
         # The write before the calls puts a create's idempotency key on record. A close needs no
         # such record (the incident ID already is one, and a repeated close is harmless), so a
         # plan that only closes goes straight to the calls: one write per resolve, not two.
@@ -136,7 +140,8 @@ class AlertReconciler:
         # even with the operator gone.
         if not holds and FINALIZER in alert.finalizers:
             remaining = [name for name in alert.finalizers if name != FINALIZER]
-            await self._write(alert, {"metadata": {"finalizers": remaining, "resourceVersion": alert.resource_version}})
+            metadata = {"finalizers": remaining, "labels": {OWNER_LABEL: None}}
+            await self._write(alert, {"metadata": {**metadata, "resourceVersion": alert.resource_version}})
         self._forget_recorded_ends(ref, context.ended)
         if requeue is not None:
             jitter = random.uniform(0, min(requeue * 0.1, 2.0))
@@ -167,6 +172,16 @@ class AlertReconciler:
             noise=self._noise.facts(alert.ref.namespace),
             keys_held=frozenset(ref for ref in destinations if self._credentials.held(ref)),
             ended=self._ended.get(alert.ref, {}),
+            outside_shard=self._outside_shard(alert),
+        )
+
+    def _outside_shard(self, alert: DataAlert) -> str:
+        if self._settings.in_shard(alert.labels):
+            return ""
+        shard = ", ".join(f"{key}={value}" for key, value in self._settings.shard_labels)
+        return (
+            f"its labels no longer put it in this operator's shard ({shard}): the operator that opened its "
+            "incidents closes them when it resolves or is deleted, and opens no new one"
         )
 
     async def _write(self, alert: DataAlert, patch: Mapping[str, Any], *, subresource: str | None = None) -> DataAlert:

@@ -20,6 +20,7 @@ from incidentio_operator.api import (
     Destination,
     ObjectRef,
 )
+from incidentio_operator.api.alert import OWNER_LABEL
 from incidentio_operator.api.common import utcnow
 from incidentio_operator.controller.alerts import ORPHANS, AlertReconciler
 from incidentio_operator.controller.blackouts import BlackoutReconciler
@@ -219,6 +220,14 @@ class Controller:
         version = str((body.get("metadata") or {}).get("resourceVersion") or "")
         if not deleted and self.store.alerts.known(ref, version):
             return
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        if not self._mine(labels):
+            if self.store.alerts.get(ref) is not None:
+                # Another replica's shard now, or never this one's: that replica finishes it.
+                logger.info("dataalert %s left this operator's shard; its owner finishes it", ref)
+                self.rules.alert_changed(self.store.alerts.get(ref), None)
+                self.store.alerts.remove(ref)
+            return
         if deleted:
             # The last state, as the DELETED event carries it: incidents it still holds are closed from it.
             self.forget(ALERTS, ref, last=DataAlert.from_body(body))
@@ -228,6 +237,10 @@ class Controller:
             self.queue.add((ALERTS, ref))
         self.rules.alert_changed(previous, self.store.alerts.get(ref))
         self.noise.alert_changed(self.store.alerts.get(ref))
+
+    def _mine(self, labels: Mapping[str, str]) -> bool:
+        """In this replica's shard, or holding incidents this replica opened (its owner label)."""
+        return self.settings.in_shard(labels) or labels.get(OWNER_LABEL) == self.settings.owner
 
     def _observe_destination(self, body: Mapping[str, Any], deleted: bool) -> None:
         ref = ObjectRef.of(body)

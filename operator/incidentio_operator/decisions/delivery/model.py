@@ -207,6 +207,8 @@ class AlertContext:
     keys_held: frozenset[ObjectRef] = frozenset()
     # Incidents a read found over in incident.io, by (destination label, epoch): how they ended.
     ended: Mapping[tuple[str, int], str] = field(default_factory=dict)
+    # Set (to why) when the alert has left this replica's shard: it only finishes the incidents it opened.
+    outside_shard: str = ""
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def plan(context: AlertContext) -> Plan:
         holds = any(d.holds_incident for d in draft.deliveries)
         status = alert_status(context, epoch, observed_state, draft.deliveries)
         return Plan(status, (), holds, None, epoch, tuple(draft.deliveries))
-    if not closing(alert) and context.routing is not None:
+    if not closing(alert) and context.routing is not None and not context.outside_shard:
         for route in context.routing.routes:
             _open_routed(context, route, draft)
     draft.deliveries = release_held(context, draft.deliveries, epoch)

@@ -57,6 +57,8 @@ def _readiness(
         return False, "InvalidSpec", f"{alert.spec_error}", False
     if closing(alert):
         return _closing_readiness(context, deliveries)
+    if context.outside_shard:
+        return True, "OutsideShard", context.outside_shard, False
     if context.routing is not None and not context.routing.routes:
         if context.routing.refused:
             refused = _join(f"rule {r.rule} names {r.destination}: {r.reason}" for r in context.routing.refused)
