@@ -48,7 +48,12 @@ from incidentio_operator.kube import KubeClient
 logger = logging.getLogger("incidentio_operator.controller.alerts")
 # Work queue keys of alerts that are gone but hold incidents to close (see AlertReconciler.orphaned).
 ORPHANS = "orphaned-dataalerts"
-EVENT_REASONS = {"Created": "IncidentCreated", "Closed": "IncidentClosed", "Failed": "DeliveryFailed"}
+EVENT_REASONS = {
+    "Created": "IncidentCreated",
+    "Closed": "IncidentClosed",
+    "Ended": "IncidentEndedInIncidentIo",
+    "Failed": "DeliveryFailed",
+}
 
 
 class AlertReconciler:
