@@ -7,12 +7,14 @@ the uninstall order across kinds.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
 
 from incidentio_operator.api.alert import FINALIZER as ALERT_FINALIZER
 from incidentio_operator.api.destination import DESTINATION_FINALIZER
+from incidentio_operator.kubectl.cli import run as kubectl_armor
 from incidentio_operator.standins.simulator import CLOSED_STATUS_ID
 from tests.e2e import objects as o
 from tests.harness import DEMO_KEY, Environment, wait_for
@@ -186,6 +188,36 @@ def test_with_the_operator_gone_a_namespace_of_closed_alerts_deletes(env: Enviro
 
     env.client.delete("v1", "namespaces", None, "finished")
     wait_for(lambda: namespace_gone(env, "finished"), timeout=30, what="the namespace to finish deleting")
+
+
+def test_with_the_operator_gone_uninstall_lists_what_stays_open_and_releases_the_finalizers(
+    env: Environment,
+) -> None:
+    operator = env.start_operator()
+    setup_team(env, "abandoned")
+    opened = open_incident(env, "orders", "abandoned")
+    wait_for(lambda: ALERT_FINALIZER in finalizers(env, ALERTS, "orders", "abandoned"), what="alert finalizer")
+    operator.stop()
+    env.client.delete("v1", "namespaces", None, "abandoned")
+    wait_for(lambda: env.get(RULES, "abandoned", "everything") is None, what="the teardown to reach the holders")
+    assert not namespace_gone(env, "abandoned")
+
+    def armor(*argv: str) -> tuple[int, str]:
+        out = io.StringIO()
+        code = kubectl_armor(["uninstall", *argv, "--kubeconfig", str(env.kubeconfig)], out, io.StringIO())
+        return code, out.getvalue()
+
+    code, listing = armor()
+    assert code == 1
+    assert opened["reference"] in listing and "DataAlert abandoned/orders: held by" in listing
+    assert "IncidentIoDestination abandoned/incidentio: held by" in listing
+    assert not namespace_gone(env, "abandoned")
+    code, released = armor("--release-finalizers")
+    assert code == 0 and "DataAlert abandoned/orders: released" in released
+    wait_for(lambda: namespace_gone(env, "abandoned"), what="the namespace to finish deleting")
+    # Released, not closed: the incident stays open in incident.io for a person to close, as listed.
+    assert env.sim.incident(opened["incidentId"])["incident_status"]["category"] != "closed"
+    assert armor()[0] == 0
 
 
 # §10 Uninstall order across kinds.
