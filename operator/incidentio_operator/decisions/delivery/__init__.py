@@ -26,6 +26,7 @@ from incidentio_operator.decisions.delivery.model import (
     retry_delay,
 )
 from incidentio_operator.decisions.delivery.plan import close_request, plan
+from incidentio_operator.decisions.delivery.record import UpdateIncident, UpdateTiming
 from incidentio_operator.decisions.delivery.settle import settle
 
 __all__ = [
@@ -43,6 +44,8 @@ __all__ = [
     "Plan",
     "Settlement",
     "State",
+    "UpdateIncident",
+    "UpdateTiming",
     "close_request",
     "destination_label",
     "destination_ref",

@@ -7,6 +7,8 @@ from typing import Any
 
 from incidentio_operator.api import ready_conditions
 from incidentio_operator.decisions.delivery.model import HELD_STATES, AlertContext, Delivery, State, closing
+from incidentio_operator.decisions.delivery.retention import retention_status
+from incidentio_operator.decisions.delivery.updates import open_note
 
 
 def alert_status(
@@ -41,6 +43,7 @@ def alert_status(
             now=context.now,
         ),
     }
+    status.update(retention_status(alert, epoch, deliveries, context.settled_ttl, context.now))
     return status
 
 
@@ -74,7 +77,7 @@ def _readiness(
     if pending or acting:
         return False, "Delivering", "opening incidents in incident.io", True
     held = [d for d in current if d.state in HELD_STATES]
-    opened = [f"incident {d.reference} open in {d.destination}" for d in current if d.state not in HELD_STATES]
+    opened = [_opened(d) for d in current if d.state not in HELD_STATES]
     noted = [f"{d.destination}: {d.state}: {d.message}" for d in held]
     if held and not opened:
         # Held back by noise control on purpose: Ready, like an alert no rule matches.
@@ -112,6 +115,11 @@ def _closing_readiness(context: AlertContext, deliveries: Sequence[Delivery]) ->
         message = _join(f"incident {d.reference} closed in {d.destination}" for d in closed) or "incidents closed"
         return True, "Closed", message, False
     return True, "Resolved", "the alert is resolved; no incident was open", False
+
+
+def _opened(delivery: Delivery) -> str:
+    note = open_note(delivery)
+    return f"incident {delivery.reference} open in {delivery.destination}" + (f" ({note})" if note else "")
 
 
 def _join(parts: Any) -> str:
