@@ -166,8 +166,10 @@ def test_a_minimal_destination_gets_every_default() -> None:
             "visibility": "public",
             "mode": "standard",
             "notifyIncidentChannel": True,
+            "updates": "On",
         },
         "connectionTest": {"onCreate": "Verify", "interval": "1h"},
+        "driftCheck": {"interval": "10m"},
         "baseURL": "https://api.incident.io",
         "suspend": False,
     }

@@ -1,4 +1,4 @@
-"""A destination's custom fields: the incident.io field each entry fills, and the alert attribute or fixed value it takes."""
+"""A destination's custom fields: the incident.io field each entry fills, and the alert value it takes."""
 
 from __future__ import annotations
 

@@ -68,10 +68,33 @@ class Metrics:
             ["destination"],
             registry=r,
         )
+        self.drift_checks = Counter(
+            f"{PREFIX}_drift_checks",
+            "Open incidents read back from incident.io, by what the read found (open, ended, error).",
+            ["destination", "result"],
+            registry=r,
+        )
+        self.orphan_closes = Counter(
+            f"{PREFIX}_orphan_closes",
+            "Deliveries of alerts that went away without their finalizer running, closed from their last status.",
+            ["destination", "action"],
+            registry=r,
+        )
         self.suppressions = Counter(
             f"{PREFIX}_suppressions",
             "Deliveries held back by noise control (deferred or suppressed), by reason.",
             ["reason"],
+            registry=r,
+        )
+        self.incident_updates = Counter(
+            f"{PREFIX}_incident_updates",
+            "Edits of open incidents that follow their alert, by result (Updated or UpdateFailed).",
+            ["destination", "result"],
+            registry=r,
+        )
+        self.settled_alerts_deleted = Counter(
+            f"{PREFIX}_settled_alerts_deleted",
+            "Settled DataAlerts deleted once their retention period (ttlSecondsAfterSettled) ran out.",
             registry=r,
         )
 

@@ -1,4 +1,4 @@
-"""Custom fields, pure: a destination's entries resolved against incident.io's fields, and the values an alert gives them.
+"""Custom fields, pure: a destination's entries resolved against incident.io's fields, and the alert's values.
 
 Field types are CustomFieldV2.field_type of the reference spec: text, link and numeric fields take a string
 each (CustomFieldValuePayloadV2.value_text / value_link / value_numeric), select fields the ID of one of

@@ -6,6 +6,7 @@ record if the process dies mid-call); the calls run; ``settle`` folds their outc
 status written afterwards. Neither step does I/O.
 """
 
+from incidentio_operator.decisions.delivery.ended import ENDED_REASON, how_it_ended
 from incidentio_operator.decisions.delivery.model import (
     HELD_STATES,
     HISTORY_EPOCHS,
@@ -21,6 +22,8 @@ from incidentio_operator.decisions.delivery.model import (
     Plan,
     Settlement,
     State,
+    closes,
+    closing,
     destination_label,
     destination_ref,
     retry_delay,
@@ -30,6 +33,7 @@ from incidentio_operator.decisions.delivery.record import UpdateIncident, Update
 from incidentio_operator.decisions.delivery.settle import settle
 
 __all__ = [
+    "ENDED_REASON",
     "HELD_STATES",
     "HISTORY_EPOCHS",
     "RETRY_BASE_SECONDS",
@@ -47,8 +51,11 @@ __all__ = [
     "UpdateIncident",
     "UpdateTiming",
     "close_request",
+    "closes",
+    "closing",
     "destination_label",
     "destination_ref",
+    "how_it_ended",
     "plan",
     "retry_delay",
     "settle",

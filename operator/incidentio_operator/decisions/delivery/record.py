@@ -37,7 +37,7 @@ class UpdateTiming:
 
 @dataclass(frozen=True)
 class SentRecord:
-    """What incident.io holds of an open incident (``fields``: digests by field), and the alert generation it reflects."""
+    """What incident.io holds of an open incident (``fields``: digests by field), and the generation it reflects."""
 
     generation: int
     fields: Mapping[str, str] = field(default_factory=dict)

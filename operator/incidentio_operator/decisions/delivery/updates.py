@@ -1,4 +1,4 @@
-"""An open incident follows its alert (DESIGN.md §11): what changed of what was sent, when the edit goes, what it records.
+"""An open incident follows its alert (DESIGN.md §11): what changed of what was sent, when the edit goes.
 
 While a delivery is Open, every plan compares the incident the alert would give now (``create_request``:
 name, summary, severity, custom field values) with the digests recorded when it was last sent. A
@@ -51,7 +51,9 @@ def wanted_incident(
     """The incident the alert gives now (as a create would send it), and its custom field values."""
     alert = context.alert
     assert alert.spec is not None and destination.spec is not None
-    values = field_values(destination.spec.incident.custom_fields, destination.custom_field_ids, alert.spec, alert.labels)
+    values = field_values(
+        destination.spec.incident.custom_fields, destination.custom_field_ids, alert.spec, alert.labels
+    )
     request = create_request(
         alert.spec,
         alert.ref,
@@ -74,7 +76,9 @@ def fingerprint(request: CreateIncidentRequest) -> dict[str, str]:
     return fields
 
 
-def opening(context: AlertContext, destination: Destination, delivery: Delivery) -> tuple[Delivery, CreateIncidentRequest]:
+def opening(
+    context: AlertContext, destination: Destination, delivery: Delivery
+) -> tuple[Delivery, CreateIncidentRequest]:
     """The create for a delivery, and the delivery recording what it sends: its digests and unset fields."""
     request, values = wanted_incident(context, destination, delivery)
     sent = SentRecord(context.alert.generation, fingerprint(request))
@@ -136,11 +140,20 @@ def follow_up_action(
     )
     ref = destination_ref(delivery.destination, context.alert.ref.namespace)
     return UpdateIncident(
-        ref, delivery.destination, delivery.epoch, delivery.incident_id, request, after, context.alert.generation, tuple(changed)
+        ref,
+        delivery.destination,
+        delivery.epoch,
+        delivery.incident_id,
+        request,
+        after,
+        context.alert.generation,
+        tuple(changed),
     )
 
 
-def settle_update(context: AlertContext, delivery: Delivery, outcome: Outcome) -> tuple[Delivery, float | None, DeliveryEvent | None]:
+def settle_update(
+    context: AlertContext, delivery: Delivery, outcome: Outcome
+) -> tuple[Delivery, float | None, DeliveryEvent | None]:
     """The delivery after its edit (outcome.update): what incident.io now holds, or when to try again."""
     action = outcome.update
     assert action is not None
@@ -155,7 +168,11 @@ def settle_update(context: AlertContext, delivery: Delivery, outcome: Outcome) -
             last_error="",
         )
         what = ", ".join(_field_names(action.changed, context, ref))
-        return updated, None, DeliveryEvent("Updated", ref, delivery.reference, f"Incident {delivery.reference} updated: {what}")
+        return (
+            updated,
+            None,
+            DeliveryEvent("Updated", ref, delivery.reference, f"Incident {delivery.reference} updated: {what}"),
+        )
     error = outcome.error
     pending = delivery.pending_update or PendingUpdate(digest(action.fields), format_time(now))
     message = f"update of incident {delivery.reference} refused: {_with_detail(error)}"
@@ -225,7 +242,11 @@ def _with_detail(error: IncidentIoError) -> str:
     if not isinstance(error, Unauthorized | Forbidden):
         return str(error)
     detail = "; ".join(error.messages)
-    return f"{error}" + (f": {detail}" if detail else "") + (f" (request_id {error.request_id})" if error.request_id else "")
+    return (
+        f"{error}"
+        + (f": {detail}" if detail else "")
+        + (f" (request_id {error.request_id})" if error.request_id else "")
+    )
 
 
 def _field_names(changed: Sequence[str], context: AlertContext, ref: ObjectRef) -> list[str]:
