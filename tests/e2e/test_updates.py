@@ -91,7 +91,8 @@ def test_an_open_incident_follows_its_alert_with_one_edit_per_burst_and_none_onc
     # honoured would show as edits mid-burst (the status keeps whole seconds).
     start = time.monotonic()
     for revision in range(10):
-        wait_for(lambda: time.monotonic() >= start + revision * BURST_PACE, what="the detector's next change")
+        due = start + revision * BURST_PACE
+        wait_for(lambda: time.monotonic() >= due, what="the detector's next change")  # noqa: B023 (used at once)
         generation = patch_spec(env, description=f"Revision {revision}: more rows are affected than first seen.")
         waiting = waiting_at(env, generation)
         assert waiting["updates"] == 1, "no edit goes while the alert keeps changing"
