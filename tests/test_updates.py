@@ -191,3 +191,34 @@ def test_an_edit_that_failed_for_now_is_retried_later() -> None:
     assert step(failed.body, incidentio, 11).plan.actions == (), "not before its retry is due"
     retried = step(failed.body, incidentio, 20)
     assert retried.delivery["updates"] == 1 and len(incidentio.edits) == 2
+
+
+def test_a_custom_field_follows_the_label_it_comes_from_and_is_unset_when_no_option_matches() -> None:
+    team = {"id": "01TEAM", "name": "Affected Team", "type": "single_select"}
+    body = destination()
+    body["spec"]["incident"]["customFields"] = [{"field": "Affected Team", "from": "label", "label": "team"}]
+    body["status"]["customFieldIds"] = {"Affected Team": {**team, "options": {"Payments": "01PAY", "Growth": "01GRO"}}}
+    world = {"destinations": [body]}
+    incidentio = IncidentIo()
+    created = step(alert_body(labels={"team": "payments"}), incidentio, 0, **world)
+    (create,) = created.plan.actions
+    assert isinstance(create, OpenIncident)
+    assert [e.to_json() for e in create.request.custom_field_entries] == [
+        {"custom_field_id": "01TEAM", "values": [{"value_option_id": "01PAY"}]}
+    ]
+
+    relabelled = {**created.body, "metadata": {**created.body["metadata"], "labels": {"team": "growth"}}}
+    step(step(relabelled, incidentio, 1, **world).body, incidentio, 10, **world)
+    (edit,) = incidentio.edits
+    assert edit.changed == ("01TEAM",)
+    assert edit.request.to_json()["incident"] == {
+        "custom_field_entries": [{"custom_field_id": "01TEAM", "values": [{"value_option_id": "01GRO"}]}]
+    }
+
+    unknown = {**relabelled, "metadata": {**relabelled["metadata"], "labels": {"team": "finance"}}}
+    done = step(step(unknown, incidentio, 20, **world).body, incidentio, 30, **world)
+    assert incidentio.edits[1].request.to_json()["incident"] == {
+        "custom_field_entries": [{"custom_field_id": "01TEAM", "values": []}]
+    }, "a value with no option unsets the field rather than leave the old team on the incident"
+    assert done.condition()["status"] == "True"
+    assert "custom field 'Affected Team' left unset: 'finance' (from label team)" in done.condition()["message"]
