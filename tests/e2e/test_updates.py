@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from incidentio_operator.standins.simulator import SEVERITY_CRITICAL_ID, SEVERITY_MINOR_ID
+from incidentio_operator.standins.simulator import CUSTOM_FIELD_TEAM_ID, SEVERITY_CRITICAL_ID, SEVERITY_MINOR_ID
 from tests.e2e import objects as o
 from tests.harness import DEMO_KEY, GROUP_VERSION, Environment, wait_for
 
@@ -126,3 +126,79 @@ def test_a_destination_with_updates_off_leaves_the_incident_as_created(env: Envi
     env.wait_reason(ALERTS, NS, NAME, "Closed")
     assert content_edits(env, incident_id) == []
     assert env.sim.incident(incident_id)["name"] == f"[AnomalyArmor] Column removed from {NAME}"
+
+
+def custom_destination(env: Environment, fields: list[dict[str, Any]]) -> dict[str, Any]:
+    body = o.destination(env.sim.url)
+    body["spec"]["incident"] = {"customFields": fields}
+    return body
+
+
+def field_values(incident: dict[str, Any]) -> dict[str, list[str]]:
+    """The incident's custom field values as the simulator holds them: field name → texts or option names."""
+    return {
+        entry["custom_field"]["name"]: [v.get("value_text") or v["value_option"]["value"] for v in entry["values"]]
+        for entry in incident.get("custom_field_entries") or ()
+    }
+
+
+def option_id(env: Environment, name: str) -> str:
+    (option,) = [option for f in env.sim.config.custom_fields for option in f.options if option.value == name]
+    return option.id
+
+
+def test_custom_fields_are_set_on_create_and_follow_the_label_they_come_from(env: Environment) -> None:
+    env.start_operator("--update-quiet", "1")
+    setup(env)
+    team = {"field": "Affected Team", "from": "label", "label": "team"}
+    env.client.apply(custom_destination(env, [team, {"field": "Data Asset", "from": "assetQualifiedName"}]))
+    resolved = env.wait_ready(DESTINATIONS, NS, "incidentio")
+    assert resolved["customFieldIds"]["Affected Team"]["id"] == CUSTOM_FIELD_TEAM_ID
+    assert resolved["customFieldIds"]["Data Asset"]["type"] == "text"
+
+    env.client.apply(o.alert(NAME, labels={"team": "payments"}))
+    incident_id = env.wait_ready(ALERTS, NS, NAME)["deliveries"][0]["incidentId"]
+    assert field_values(env.sim.incident(incident_id)) == {
+        "Affected Team": ["Payments"],
+        "Data Asset": [f"snowflake.prod_db.sales.{NAME}"],
+    }
+
+    env.client.patch(GROUP_VERSION, ALERTS, NS, NAME, {"metadata": {"labels": {"team": "growth"}}})
+    wait_for(
+        lambda: field_values(env.sim.incident(incident_id)).get("Affected Team") == ["Growth"],
+        what="the team field following the alert's label",
+    )
+    (edit,) = content_edits(env, incident_id)
+    assert edit == {
+        "custom_field_entries": [
+            {"custom_field_id": CUSTOM_FIELD_TEAM_ID, "values": [{"value_option_id": option_id(env, "Growth")}]}
+        ]
+    }
+
+
+def test_a_select_value_with_no_option_opens_the_incident_without_it_and_says_why(env: Environment) -> None:
+    env.start_operator()
+    setup(env)
+    env.client.apply(custom_destination(env, [{"field": "Affected Team", "from": "label", "label": "team"}]))
+    env.wait_ready(DESTINATIONS, NS, "incidentio")
+    env.client.apply(o.alert(NAME, labels={"team": "finance"}))
+    status = env.wait_ready(ALERTS, NS, NAME)
+    assert field_values(env.sim.incident(status["deliveries"][0]["incidentId"])) == {}
+    assert status["deliveries"][0]["state"] == "Open"
+    note = "custom field 'Affected Team' left unset: 'finance' (from label team) is not one of its options"
+    assert note in env.condition(ALERTS, NS, NAME)["message"]
+
+
+def test_an_unknown_custom_field_or_a_misfit_value_makes_the_destination_not_ready(env: Environment) -> None:
+    env.start_operator()
+    setup(env)
+    fields = [{"field": "Data Asset", "from": "assetTable"}, {"field": "Squad", "value": "Data"}]
+    env.client.apply(custom_destination(env, fields))
+    condition = env.wait_reason(DESTINATIONS, NS, "incidentio", "CustomFieldNotFound")
+    assert condition["status"] == "False"
+    assert "'Squad' (spec.incident.customFields[1]) does not exist in incident.io" in condition["message"]
+    assert "Affected Team (single_select)" in condition["message"]
+
+    env.client.apply(custom_destination(env, [{"field": "Affected Rows", "from": "severity"}]))
+    condition = env.wait_reason(DESTINATIONS, NS, "incidentio", "InvalidCustomField")
+    assert condition["message"].startswith("spec.incident.customFields[0] (Affected Rows, a numeric field)")
