@@ -27,12 +27,14 @@ from incidentio_operator.controller.gate import CallGate
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.controller.noise import NoiseControl
 from incidentio_operator.controller.recorder import EventRecorder
+from incidentio_operator.controller.retention import Retention
 from incidentio_operator.controller.rules import RuleReconciler
 from incidentio_operator.controller.settings import Settings
 from incidentio_operator.controller.store import Store
 from incidentio_operator.controller.tally import DeliveryTally
 from incidentio_operator.controller.workqueue import ObjectKey, WorkQueue
 from incidentio_operator.decisions import delivery as lifecycle
+from incidentio_operator.decisions.delivery.model import earliest
 from incidentio_operator.decisions.routing import route
 from incidentio_operator.incidentio import (
     Account,
@@ -97,6 +99,7 @@ class AlertReconciler:
         # Incidents found over in incident.io and not yet recorded, per alert: (label, epoch) -> how.
         self._ended: dict[ObjectRef, dict[tuple[str, int], str]] = {}
         self._noise = noise
+        self._retention = Retention(kube, metrics, clock)
 
     async def reconcile(self, ref: ObjectRef) -> None:
         alert = self._store.alerts.get(ref)
@@ -149,8 +152,9 @@ class AlertReconciler:
         if not holds and FINALIZER in alert.finalizers:
             remaining = [name for name in alert.finalizers if name != FINALIZER]
             metadata = {"finalizers": remaining, "labels": {OWNER_LABEL: None}}
-            await self._write(alert, {"metadata": {**metadata, "resourceVersion": alert.resource_version}})
+            alert = await self._write(alert, {"metadata": {**metadata, "resourceVersion": alert.resource_version}})
         self._forget_recorded_ends(ref, context.ended)
+        requeue = earliest(requeue, await self._retention.expire(alert))
         if requeue is not None:
             jitter = random.uniform(0, min(requeue * 0.1, 2.0))
             self._queue.add_after((ALERTS, ref), requeue + jitter)
