@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from incidentio_operator.decisions.delivery import Action, CloseIncident, OpenIncident, Outcome, UpdateIncident
+from incidentio_operator.decisions.delivery import (
+    Action,
+    CloseIncident,
+    OpenIncident,
+    Outcome,
+    State,
+    UpdateIncident,
+    plan,
+)
 from incidentio_operator.decisions.delivery.record import SentRecord
 from incidentio_operator.incidentio import IncidentIoError
 
 from .factories import NOW, alert_body, destination_body, incident, incidentio_error, with_spec
-from .test_delivery import Body, Responder, Step, reconcile
+from .test_delivery import Body, Responder, Step, context, reconcile
 
 SEVERITY_IDS = {"map": {"critical": "01SEV1", "warning": "01SEV3"}}
 QUIET = 3.0  # UpdateTiming's default: an edit goes once the alert has been quiet this long
@@ -222,3 +231,14 @@ def test_a_custom_field_follows_the_label_it_comes_from_and_is_unset_when_no_opt
     }, "a value with no option unsets the field rather than leave the old team on the incident"
     assert done.condition()["status"] == "True"
     assert "custom field 'Affected Team' left unset: 'finance' (from label team)" in done.condition()["message"]
+
+
+def test_an_incident_a_responder_ended_is_never_edited() -> None:
+    incidentio = IncidentIo()
+    waiting = step(with_spec(opened(incidentio), severity="warning"), incidentio, 1)
+    label = waiting.delivery["destination"]
+    ended = {(label, 1): "closed in incident.io (status Closed)"}
+    planned = plan(replace(context(waiting.body, destinations=[destination()], now=at(10)), ended=ended))
+    assert planned.actions == ()
+    (delivery,) = planned.deliveries
+    assert delivery.state is State.CLOSED and delivery.reason == "EndedInIncidentIo"

@@ -58,7 +58,7 @@ EVENT_REASONS = {
     "Updated": "IncidentUpdated",
     "UpdateFailed": "IncidentUpdateFailed",
 }
-BACKGROUND = Priority.BACKGROUND
+BACKGROUND, FOREGROUND = Priority.BACKGROUND, Priority.FOREGROUND
 
 
 class AlertReconciler:
@@ -212,19 +212,18 @@ class AlertReconciler:
         destination = destinations[action.destination]
         try:
             account = await self._credentials.account(destination, closing=lifecycle.closes(action))
-            if isinstance(action, lifecycle.UpdateIncident):
+            if isinstance(action, lifecycle.CloseIncident | lifecycle.UpdateIncident):
+                update = action if isinstance(action, lifecycle.UpdateIncident) else None
                 # Keeping an open incident current waits behind this key's creates and closes (Priority).
-                await self._incidentio.edit_incident(account, action.incident_id, action.request, priority=BACKGROUND)
-                return lifecycle.Outcome(action.label, action.epoch, update=action)
-            if isinstance(action, lifecycle.CloseIncident):
+                priority = BACKGROUND if update else FOREGROUND
                 try:
-                    await self._incidentio.edit_incident(account, action.incident_id, action.request)
+                    await self._incidentio.edit_incident(account, action.incident_id, action.request, priority=priority)
                 except IncidentIoError as error:
                     how = await self._ended_instead(account, action.incident_id, destination, error)
                     if not how:
                         raise
                     return lifecycle.Outcome(action.label, action.epoch, ended=how)
-                return lifecycle.Outcome(action.label, action.epoch, closed=True)
+                return lifecycle.Outcome(action.label, action.epoch, closed=update is None, update=update)
             incident = await self._incidentio.create_incident(account, action.request)
             closed = False
             if action.then_close and destination.spec is not None and destination.spec.closed_status_id:

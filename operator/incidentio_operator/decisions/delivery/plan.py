@@ -63,12 +63,15 @@ def plan(context: AlertContext) -> Plan:
         holds = any(d.holds_incident for d in draft.deliveries)
         status = alert_status(context, epoch, observed_state, draft.deliveries)
         return Plan(status, (), holds, None, epoch, tuple(draft.deliveries))
-    if not closing(alert) and context.routing is not None and not context.outside_shard:
+    routed = not closing(alert) and context.routing is not None and not context.outside_shard
+    if routed and context.routing is not None:
         for route in context.routing.routes:
             _open_routed(context, route, draft)
-        _follow_alert(context, draft)
     draft.deliveries = release_held(context, draft.deliveries, epoch)
     _record_ended(context, draft)
+    if routed:
+        # After _record_ended: an incident a responder ended is never edited.
+        _follow_alert(context, draft)
     _forget_unsent(alert, draft)
     for index in range(len(draft.deliveries)):
         _close_finished(context, index, draft)
