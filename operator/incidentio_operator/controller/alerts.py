@@ -54,6 +54,7 @@ ORPHANS = "orphaned-dataalerts"
 EVENT_REASONS = {
     "Created": "IncidentCreated",
     "Closed": "IncidentClosed",
+    "Ended": "IncidentEndedInIncidentIo",
     "Failed": "DeliveryFailed",
     "Updated": "IncidentUpdated",
     "UpdateFailed": "IncidentUpdateFailed",
