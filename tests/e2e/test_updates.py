@@ -202,3 +202,33 @@ def test_an_unknown_custom_field_or_a_misfit_value_makes_the_destination_not_rea
     env.client.apply(custom_destination(env, [{"field": "Affected Rows", "from": "severity"}]))
     condition = env.wait_reason(DESTINATIONS, NS, "incidentio", "InvalidCustomField")
     assert condition["message"].startswith("spec.incident.customFields[0] (Affected Rows, a numeric field)")
+
+
+def test_creates_go_ahead_of_a_backlog_of_edits_on_the_same_key(env: Environment) -> None:
+    # A small bucket (10, refilled at 2/s) on both sides, so twenty edits make a backlog of several seconds.
+    env.sim.config.rate_limit_per_minute, env.sim.config.refill_per_second = 10, 2.0
+    env.start_operator("--rate-limit-per-minute", "10", "--rate-limit-refill", "2", "--update-quiet", "1")
+    setup(env)
+    opened = [f"open-{index}" for index in range(20)]
+    for name in opened:
+        env.client.apply(o.alert(name))
+    for name in opened:
+        env.wait_ready(ALERTS, NS, name, timeout=60)
+    for name in opened:
+        env.client.patch(GROUP_VERSION, ALERTS, NS, name, {"spec": {"description": f"More is known about {name}."}})
+    wait_for(lambda: successful(env, "edit_incident"), what="the first edit of the backlog")
+    fresh = [f"new-{index}" for index in range(5)]
+    for name in fresh:
+        env.client.apply(o.alert(name))
+    for name in fresh:
+        env.wait_ready(ALERTS, NS, name, timeout=60)
+    wait_for(lambda: len(successful(env, "edit_incident")) == len(opened), timeout=60, what="every edit made")
+    last_create = max(r.at for r in successful(env, "create_incident"))
+    after = [r for r in successful(env, "edit_incident") if r.at > last_create]
+    # First come, first served, the creates would have gone after the whole backlog (no edit after them).
+    assert len(after) >= len(opened) // 4, f"only {len(after)} of {len(opened)} edits went after the creates"
+    assert not [r for r in env.sim.requests if r.status == 429]
+
+
+def successful(env: Environment, operation: str) -> list[Any]:
+    return [r for r in env.requests(operation) if r.status < 300]
