@@ -52,6 +52,8 @@ class DataAlertSpec:
     detected_at: str = ""
     # With state snoozed: no new incident before this moment; afterwards the alert counts as triggered.
     snoozed_until: datetime.datetime | None = None
+    # Delete the alert this long after it settled (DESIGN.md §11); None: the operator's --settled-alert-ttl.
+    ttl_seconds_after_settled: int | None = None
 
     @property
     def asset_key(self) -> str:
@@ -107,7 +109,16 @@ class DataAlertSpec:
             changes=tuple(changes),
             detected_at=string(spec.get("detectedAt"), "spec.detectedAt"),
             snoozed_until=_snoozed_until(spec.get("snoozedUntil")),
+            ttl_seconds_after_settled=_ttl(spec.get("ttlSecondsAfterSettled")),
         )
+
+
+def _ttl(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError("spec.ttlSecondsAfterSettled", "must be a whole number of seconds, 0 or more")
+    return value
 
 
 def _snoozed_until(value: Any) -> datetime.datetime | None:

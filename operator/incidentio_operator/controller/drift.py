@@ -5,7 +5,7 @@ the reads made with one API key together stay within ``DRIFT_SHARE`` (5 %) of th
 (incident.io: 1,200 a minute, refilled at 20/s, so one read a second at most). The budget is a token
 bucket per API key, taken before each read; with more open incidents than it allows, each incident is
 read less often (oldest check first), never the budget exceeded. The reads still go through the
-client's own per-key pacing, so they also count against the key's whole limit.
+client's own per-key pacing, so they also count against the key's whole limit, behind its creates and closes.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.controller.store import Store
 from incidentio_operator.decisions import delivery as lifecycle
-from incidentio_operator.incidentio import ApiKey, Incident, IncidentIoClient, IncidentIoError, NotFound
+from incidentio_operator.incidentio import ApiKey, Incident, IncidentIoClient, IncidentIoError, NotFound, Priority
 from incidentio_operator.kube import KubeError
 
 logger = logging.getLogger("incidentio_operator.controller.drift")
@@ -146,7 +146,10 @@ class DriftChecker:
         label = str(destination.ref)
         try:
             account = await self._credentials.account(destination)
-            found: Incident | None = await self._incidentio.get_incident(account, incident.incident_id)
+            # A read waits behind the key's creates and closes (Priority.BACKGROUND): it never delays one.
+            found: Incident | None = await self._incidentio.get_incident(
+                account, incident.incident_id, priority=Priority.BACKGROUND
+            )
         except NotFound:
             found = None
         except (IncidentIoError, KubeError) as exc:

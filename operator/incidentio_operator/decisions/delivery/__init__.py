@@ -29,6 +29,7 @@ from incidentio_operator.decisions.delivery.model import (
     retry_delay,
 )
 from incidentio_operator.decisions.delivery.plan import close_request, plan
+from incidentio_operator.decisions.delivery.record import UpdateIncident, UpdateTiming
 from incidentio_operator.decisions.delivery.settle import settle
 
 __all__ = [
@@ -47,6 +48,8 @@ __all__ = [
     "Plan",
     "Settlement",
     "State",
+    "UpdateIncident",
+    "UpdateTiming",
     "close_request",
     "closes",
     "closing",

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from incidentio_operator.api import CLOSING_STATES, DataAlert, Destination, ObjectRef
+from incidentio_operator.decisions.delivery.record import PendingUpdate, SentRecord, UpdateIncident, UpdateTiming
 from incidentio_operator.decisions.routing import Routing
 from incidentio_operator.decisions.suppression import NoiseFacts, Verdict
 from incidentio_operator.incidentio.errors import IncidentIoError
@@ -62,6 +63,13 @@ class Delivery:
     message: str = ""
     in_favour_of: str = ""
     reevaluate_at: str = ""
+    # The incident following its alert (updates.py): what it holds, the edit waiting to go, the edits made,
+    # and custom fields left unset (a note, not a failure).
+    sent: SentRecord | None = None
+    pending_update: PendingUpdate | None = None
+    last_updated_at: str = ""
+    updates: int = 0
+    note: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -88,6 +96,11 @@ class Delivery:
             "message": self.message,
             "inFavourOf": self.in_favour_of,
             "reevaluateAt": self.reevaluate_at,
+            "sent": self.sent.to_json() if self.sent else None,
+            "pendingUpdate": self.pending_update.to_json() if self.pending_update else None,
+            "lastUpdatedAt": self.last_updated_at,
+            "updates": self.updates,
+            "note": self.note,
         }
         data.update({key: value for key, value in optional.items() if value})
         return data
@@ -120,6 +133,11 @@ class Delivery:
             message=str(data.get("message") or ""),
             in_favour_of=str(data.get("inFavourOf") or ""),
             reevaluate_at=str(data.get("reevaluateAt") or ""),
+            sent=SentRecord.from_json(data.get("sent")),
+            pending_update=PendingUpdate.from_json(data.get("pendingUpdate")),
+            last_updated_at=str(data.get("lastUpdatedAt") or ""),
+            updates=int(data.get("updates") or 0),
+            note=str(data.get("note") or ""),
         )
 
     @property
@@ -161,12 +179,12 @@ class CloseIncident:
     request: EditIncidentRequest
 
 
-Action = OpenIncident | CloseIncident
+Action = OpenIncident | CloseIncident | UpdateIncident
 
 
 def closes(action: Action) -> bool:
     """The action closes an incident (a create re-sent for a resolved alert closes what it gets back)."""
-    return isinstance(action, CloseIncident) or action.then_close
+    return isinstance(action, CloseIncident) or (isinstance(action, OpenIncident) and action.then_close)
 
 
 @dataclass(frozen=True)
@@ -180,13 +198,15 @@ class Outcome:
     error: IncidentIoError | None = None
     # The incident turned out to be over already in incident.io (how, in words: ended.how_it_ended).
     ended: str = ""
+    # Set for the outcome of an edit that kept an open incident current.
+    update: UpdateIncident | None = None
 
 
 @dataclass(frozen=True)
 class DeliveryEvent:
     """Something a human wants to see in ``kubectl describe`` and in the destination's counters."""
 
-    action: str  # Created | Closed | Ended | Failed | LeftOpen | Suppressed | Deferred
+    action: str  # Created | Closed | Ended | Failed | LeftOpen | Suppressed | Deferred | Updated | UpdateFailed
     destination: ObjectRef
     reference: str
     message: str
@@ -209,6 +229,9 @@ class AlertContext:
     ended: Mapping[tuple[str, int], str] = field(default_factory=dict)
     # Set (to why) when the alert has left this replica's shard: it only finishes the incidents it opened.
     outside_shard: str = ""
+    update_timing: UpdateTiming = field(default_factory=UpdateTiming)
+    # The operator's --settled-alert-ttl in seconds (None: settled alerts are kept), for alerts that set none.
+    settled_ttl: float | None = None
 
 
 @dataclass(frozen=True)
