@@ -122,7 +122,10 @@ def test_an_incident_ended_by_a_responder_is_recorded_when_its_alert_resolves(
     env.wait_ready(ALERTS, NS, "orders")
     assert len(env.requests("edit_incident")) == closes
     assert len([r for r in env.requests("create_incident") if r.status < 300]) == 1
-    assert "IncidentEndedInIncidentIo" in {e.get("reason") for e in env.client.events(NS)}
+    wait_for(
+        lambda: "IncidentEndedInIncidentIo" in {e.get("reason") for e in env.client.events(NS)},
+        what="the IncidentEndedInIncidentIo Event",
+    )
 
 
 def test_incidents_ended_while_their_alerts_are_triggered_show_on_the_alerts_and_are_not_reopened(
