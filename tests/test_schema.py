@@ -168,6 +168,7 @@ def test_a_minimal_destination_gets_every_default() -> None:
             "notifyIncidentChannel": True,
         },
         "connectionTest": {"onCreate": "Verify", "interval": "1h"},
+        "delivery": {"mode": "Incident"},
         "baseURL": "https://api.incident.io",
         "suspend": False,
     }

@@ -49,6 +49,8 @@ class DataAlertSpec:
     detected_at: str = ""
     # With state snoozed: no new incident before this moment; afterwards the alert counts as triggered.
     snoozed_until: datetime.datetime | None = None
+    # The alert in the detector's own UI: an alert event's source_url.
+    link: str = ""
 
     @property
     def asset_key(self) -> str:
@@ -104,6 +106,7 @@ class DataAlertSpec:
             changes=tuple(changes),
             detected_at=string(spec.get("detectedAt"), "spec.detectedAt"),
             snoozed_until=_snoozed_until(spec.get("snoozedUntil")),
+            link=_link(spec.get("link")),
         )
 
 
@@ -115,6 +118,13 @@ def _snoozed_until(value: Any) -> datetime.datetime | None:
     if moment is None:
         raise SpecError("spec.snoozedUntil", "must be an RFC 3339 time such as 2026-12-01T09:00:00Z")
     return moment
+
+
+def _link(value: Any) -> str:
+    text = string(value, "spec.link")
+    if text and not text.startswith(("https://", "http://")):
+        raise SpecError("spec.link", "must be an http(s) URL, such as the alert's page in the detector")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
