@@ -74,7 +74,7 @@ def _readiness(
     if pending or acting:
         return False, "Delivering", "opening incidents in incident.io", True
     held = [d for d in current if d.state in HELD_STATES]
-    opened = [f"incident {d.reference} open in {d.destination}" for d in current if d.state not in HELD_STATES]
+    opened = [_delivered(d) for d in current if d.state not in HELD_STATES]
     noted = [f"{d.destination}: {d.state}: {d.message}" for d in held]
     if held and not opened:
         # Held back by noise control on purpose: Ready, like an alert no rule matches.
@@ -111,7 +111,18 @@ def _closing_readiness(context: AlertContext, deliveries: Sequence[Delivery]) ->
     if closed or any(d.state is State.CLOSED for d in deliveries):
         message = _join(f"incident {d.reference} closed in {d.destination}" for d in closed) or "incidents closed"
         return True, "Closed", message, False
+    resolved = [
+        f"alert {d.deduplication_key} resolved in {d.destination}" for d in deliveries if d.state is State.RESOLVED
+    ]
+    if resolved:
+        return True, "Resolved", _join(resolved), False
     return True, "Resolved", "the alert is resolved; no incident was open", False
+
+
+def _delivered(delivery: Delivery) -> str:
+    if delivery.alert_event:
+        return f"alert {delivery.deduplication_key} firing in {delivery.destination}"
+    return f"incident {delivery.reference} open in {delivery.destination}"
 
 
 def _join(parts: Any) -> str:
