@@ -49,7 +49,7 @@ GRANTED = {
     *{("alerting.armor.dev", "dataalerts", verb) for verb in ("get", "list", "watch", "patch")},
     *{
         ("alerting.armor.dev", resource, verb)
-        for resource in ("incidentiodestinations", "alertrules", "alertblackouts")
+        for resource in ("alertrules", "alertblackouts")
         for verb in ("get", "list", "watch")
     },
     *{
@@ -57,7 +57,9 @@ GRANTED = {
         for plural in ("dataalerts", "incidentiodestinations", "alertrules", "alertblackouts")
         for verb in ("get", "patch", "update")
     },
+    *{("alerting.armor.dev", "incidentiodestinations", verb) for verb in ("get", "list", "watch", "patch")},
     ("alerting.armor.dev", "dataalerts/finalizers", "update"),
+    ("alerting.armor.dev", "incidentiodestinations/finalizers", "update"),
     ("", "secrets", "get"),
 }
 

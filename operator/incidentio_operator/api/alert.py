@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from incidentio_operator.api.common import ObjectRef, SpecError, choice, mapping, parse_time, string
@@ -14,6 +14,9 @@ ALERT_STATES = ("triggered", "acknowledged", "snoozed", "resolved", "dismissed")
 ACTIVE_STATES = frozenset({"triggered", "acknowledged", "snoozed"})
 CLOSING_STATES = frozenset({"resolved", "dismissed"})
 FINALIZER = "alerting.armor.dev/close-incidents"
+# Set with the finalizer: which replica (shard) opened the alert's incidents, and so must finish them even if
+# the alert's labels later move it out of that replica's shard (docs/operations.md, Sharding).
+OWNER_LABEL = "alerting.armor.dev/owner"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,12 @@ class Admission:
     reference: str
 
 
+def _holds_incident(delivery: Mapping[str, Any]) -> bool:
+    """An incident exists, or may (a create went out): the same rule as decisions' Delivery.holds_incident."""
+    state = delivery.get("state")
+    return state in ("Open", "Closing") or (state == "Pending" and int(delivery.get("attempts") or 0) > 0)
+
+
 def _admissions(deliveries: list[Mapping[str, Any]]) -> tuple[Admission, ...]:
     """Deliveries that opened an incident, or may have (a create went out), with the rules that let them through."""
     found = []
@@ -178,6 +187,9 @@ class DataAlert:
     pending_deliveries: int = 0
     waiting_deliveries: int = 0
     admissions: tuple[Admission, ...] = ()
+    # The destinations (as deliveries name them) through which this alert holds an incident that may be
+    # open: a destination is not let go while any alert holds one through it.
+    holding: tuple[str, ...] = ()
 
     @property
     def status(self) -> dict[str, Any]:
@@ -194,15 +206,7 @@ class DataAlert:
             spec = DataAlertSpec.parse(body.get("spec") or {})
         except SpecError as exc:
             error = exc
-        status = body.get("status") or {}
         generation = int(meta.get("generation") or 0)
-        deliveries = [d for d in status.get("deliveries") or () if isinstance(d, Mapping)]
-        pending = [d for d in deliveries if d.get("state") in ("Pending", "Closing")]
-        # A deferred delivery is due again at its reevaluateAt: the sweep looks at it too, as a safety net.
-        deferred = any(d.get("state") == "Deferred" for d in deliveries)
-        ready = next(
-            (c for c in status.get("conditions") or () if isinstance(c, Mapping) and c.get("type") == "Ready"), {}
-        )
         return cls(
             ref=ObjectRef.of(body),
             uid=str(meta.get("uid") or ""),
@@ -210,17 +214,34 @@ class DataAlert:
             labels=meta.get("labels") or {},
             spec=spec,
             spec_error=error,
-            status_json=json.dumps(status, separators=(",", ":")),
             finalizers=tuple(meta.get("finalizers") or ()),
             deleting=bool(meta.get("deletionTimestamp")),
             resource_version=str(meta.get("resourceVersion") or ""),
-            matched_rules=tuple(str(name) for name in status.get("matchedRules") or ()),
-            # Work may be left: not Ready, not yet looked at in this generation, or a delivery not done.
-            unsettled=ready.get("status") != "True"
-            or status.get("observedGeneration") != generation
-            or bool(pending)
-            or deferred,
-            pending_deliveries=len(pending),
-            waiting_deliveries=sum(1 for d in pending if d.get("waitingFor")),
-            admissions=_admissions(deliveries),
+            **_status_facts(body.get("status") or {}, generation),
         )
+
+    def with_status(self, status: Mapping[str, Any]) -> DataAlert:
+        """The same alert with another status (for an alert that is gone, whose status lives only here)."""
+        return replace(self, **_status_facts(status, self.generation))
+
+
+def _status_facts(status: Mapping[str, Any], generation: int) -> dict[str, Any]:
+    """The status as compact JSON, and the facts read across all alerts taken out of it once."""
+    deliveries = [d for d in status.get("deliveries") or () if isinstance(d, Mapping)]
+    pending = [d for d in deliveries if d.get("state") in ("Pending", "Closing")]
+    # A deferred delivery is due again at its reevaluateAt: the sweep looks at it too, as a safety net.
+    deferred = any(d.get("state") == "Deferred" for d in deliveries)
+    ready = next((c for c in status.get("conditions") or () if isinstance(c, Mapping) and c.get("type") == "Ready"), {})
+    return {
+        "status_json": json.dumps(status, separators=(",", ":")),
+        "matched_rules": tuple(str(name) for name in status.get("matchedRules") or ()),
+        # Work may be left: not Ready, not yet looked at in this generation, or a delivery not done.
+        "unsettled": ready.get("status") != "True"
+        or status.get("observedGeneration") != generation
+        or bool(pending)
+        or deferred,
+        "pending_deliveries": len(pending),
+        "waiting_deliveries": sum(1 for d in pending if d.get("waitingFor")),
+        "admissions": _admissions(deliveries),
+        "holding": tuple(sorted({str(d.get("destination")) for d in deliveries if _holds_incident(d)})),
+    }

@@ -23,6 +23,9 @@ from incidentio_operator.api.common import (
 DEFAULT_BASE_URL = "https://api.incident.io"
 DEFAULT_NAME_PREFIX = "[AnomalyArmor]"
 TEST_REQUESTED_ANNOTATION = "alerting.armor.dev/test-requested-at"
+# Held while any alert holds an incident that may be open through the destination (and only then), so that
+# deleting the destination first (an uninstall, a namespace teardown) cannot strand those incidents.
+DESTINATION_FINALIZER = "alerting.armor.dev/open-incidents"
 ALERT_SEVERITIES = ("info", "warning", "critical")
 
 
@@ -62,6 +65,8 @@ class DestinationSpec:
     closed_status_id: str = ""
     incident: IncidentTemplate = field(default_factory=IncidentTemplate)
     connection_test: ConnectionTest = field(default_factory=ConnectionTest)
+    # How often each open incident is read back to notice it ended in incident.io (zero: never).
+    drift_check_interval: datetime.timedelta = datetime.timedelta(minutes=10)
     base_url: str = DEFAULT_BASE_URL
     suspend: bool = False
     delivery_mode: str = INCIDENT_MODE
@@ -126,12 +131,22 @@ class DestinationSpec:
                 ),
                 interval=interval,
             ),
+            drift_check_interval=_duration(
+                mapping(spec.get("driftCheck"), "spec.driftCheck").get("interval"), "spec.driftCheck.interval", "10m"
+            ),
             base_url=base_url,
             suspend=boolean(spec.get("suspend"), "spec.suspend", False),
             delivery_mode=mode,
             alert_source=alertsource.alert_source(spec, mode),
             heartbeat=alertsource.heartbeat(spec),
         )
+
+
+def _duration(value: Any, field: str, default: str) -> datetime.timedelta:
+    try:
+        return parse_duration(string(value, field, default) or default)
+    except ValueError as exc:
+        raise SpecError(field, f"{exc}; use a duration such as 10m") from None
 
 
 @dataclass(frozen=True)
@@ -146,6 +161,8 @@ class Destination:
     status: Mapping[str, Any]
     annotations: Mapping[str, str]
     deleting: bool = False
+    finalizers: tuple[str, ...] = ()
+    resource_version: str = ""
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Destination:
@@ -165,6 +182,8 @@ class Destination:
             status=body.get("status") or {},
             annotations=meta.get("annotations") or {},
             deleting=bool(meta.get("deletionTimestamp")),
+            finalizers=tuple(meta.get("finalizers") or ()),
+            resource_version=str(meta.get("resourceVersion") or ""),
         )
 
     @property
@@ -177,6 +196,11 @@ class Destination:
             and self.status.get("observedGeneration") == self.generation
             and not self.deleting
         )
+
+    @property
+    def ready_reason(self) -> str:
+        """The Ready condition's reason as last written ('' before the first test)."""
+        return str((condition_of(self.status, "Ready") or {}).get("reason") or "")
 
     @property
     def not_ready_reason(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -19,8 +20,9 @@ from incidentio_operator.api import (
     differs,
     format_time,
 )
-from incidentio_operator.api.alert import FINALIZER
+from incidentio_operator.api.alert import FINALIZER, OWNER_LABEL
 from incidentio_operator.controller.credentials import Credentials
+from incidentio_operator.controller.destinations import DestinationReconciler
 from incidentio_operator.controller.gate import CallGate
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.controller.noise import NoiseControl
@@ -32,9 +34,20 @@ from incidentio_operator.controller.tally import DeliveryTally
 from incidentio_operator.controller.workqueue import ObjectKey, WorkQueue
 from incidentio_operator.decisions import delivery as lifecycle
 from incidentio_operator.decisions.routing import route
-from incidentio_operator.incidentio import Forbidden, IncidentIoClient, IncidentIoError, Unauthorized
+from incidentio_operator.incidentio import (
+    Account,
+    Forbidden,
+    Incident,
+    IncidentIoClient,
+    IncidentIoError,
+    NotFound,
+    Unauthorized,
+)
 from incidentio_operator.kube import KubeClient
 
+logger = logging.getLogger("incidentio_operator.controller.alerts")
+# Work queue keys of alerts that are gone but hold incidents to close (see AlertReconciler.orphaned).
+ORPHANS = "orphaned-dataalerts"
 EVENT_REASONS = {"Created": "IncidentCreated", "Closed": "IncidentClosed", "Failed": "DeliveryFailed"}
 
 
@@ -56,6 +69,7 @@ class AlertReconciler:
         recorder: EventRecorder,
         tally: DeliveryTally,
         rules: RuleReconciler,
+        destinations: DestinationReconciler,
         noise: NoiseControl,
     ) -> None:
         self._settings = settings
@@ -70,6 +84,10 @@ class AlertReconciler:
         self._recorder = recorder
         self._tally = tally
         self._rules = rules
+        self._destinations = destinations
+        self._orphans: dict[ObjectRef, DataAlert] = {}
+        # Incidents found over in incident.io and not yet recorded, per alert: (label, epoch) -> how.
+        self._ended: dict[ObjectRef, dict[tuple[str, int], str]] = {}
         self._noise = noise
 
     async def reconcile(self, ref: ObjectRef) -> None:
@@ -80,13 +98,25 @@ class AlertReconciler:
         plan = lifecycle.plan(context)
         # Before any await: another worker's plan must see this one's admissions (cooldowns, daily caps).
         self._noise.planned(alert, plan)
+        for action in plan.actions:
+            # A key that went away or cannot be sent (after a rotation) holds the destination: its
+            # connection test says why, and the alert waits for it like for any destination not Ready.
+            destination = context.destinations[action.destination]
+            if not await self._credentials.usable(destination, closing=lifecycle.closes(action)):
+                self._gate.hold(action.destination)
         if self._gate.park(ref, (action.destination for action in plan.actions)):
             return
+        for destination_ref in {a.destination for a in plan.actions if isinstance(a, lifecycle.OpenIncident)}:
+            await self._destinations.ensure_finalizer(destination_ref)
+        owner = self._settings.owner
         if plan.needs_finalizer and FINALIZER not in alert.finalizers and not alert.deleting:
             finalizers = [*alert.finalizers, FINALIZER]
-            alert = await self._write(
-                alert, {"metadata": {"finalizers": finalizers, "resourceVersion": alert.resource_version}}
-            )
+            metadata = {"finalizers": finalizers, "labels": {OWNER_LABEL: owner}}
+            alert = await self._write(alert, {"metadata": {**metadata, "resourceVersion": alert.resource_version}})
+        elif alert.holding and alert.labels.get(OWNER_LABEL) != owner and self._settings.in_shard(alert.labels):
+            # Its labels moved it into this replica's shard: take over the incidents another replica opened.
+            metadata = {"labels": {OWNER_LABEL: owner}, "resourceVersion": alert.resource_version}
+            alert = await self._write(alert, {"metadata": metadata})
         # The write before the calls puts a create's idempotency key on record. A close needs no
         # such record (the incident ID already is one, and a repeated close is harmless), so a
         # plan that only closes goes straight to the calls: one write per resolve, not two.
@@ -105,11 +135,14 @@ class AlertReconciler:
                 self._record(alert, event)
         for event in plan.events:
             self._record(alert, event)
-        # The finalizer stays for the object's life once it has had an incident: removing it after
-        # each resolve and adding it again on the next trigger would cost two writes per cycle.
-        if alert.deleting and not holds and FINALIZER in alert.finalizers:
+        # The finalizer is held only while an incident may still have to be closed: an alert whose
+        # incidents are closed (or left open by design) never holds up a namespace's or CRD's deletion,
+        # even with the operator gone.
+        if not holds and FINALIZER in alert.finalizers:
             remaining = [name for name in alert.finalizers if name != FINALIZER]
-            await self._write(alert, {"metadata": {"finalizers": remaining, "resourceVersion": alert.resource_version}})
+            metadata = {"finalizers": remaining, "labels": {OWNER_LABEL: None}}
+            await self._write(alert, {"metadata": {**metadata, "resourceVersion": alert.resource_version}})
+        self._forget_recorded_ends(ref, context.ended)
         if requeue is not None:
             jitter = random.uniform(0, min(requeue * 0.1, 2.0))
             self._queue.add_after((ALERTS, ref), requeue + jitter)
@@ -137,6 +170,18 @@ class AlertReconciler:
             self._clock(),
             retry_base=self._settings.delivery_retry_base,
             noise=self._noise.facts(alert.ref.namespace),
+            keys_held=frozenset(ref for ref in destinations if self._credentials.held(ref)),
+            ended=self._ended.get(alert.ref, {}),
+            outside_shard=self._outside_shard(alert),
+        )
+
+    def _outside_shard(self, alert: DataAlert) -> str:
+        if self._settings.in_shard(alert.labels):
+            return ""
+        shard = ", ".join(f"{key}={value}" for key, value in self._settings.shard_labels)
+        return (
+            f"its labels no longer put it in this operator's shard ({shard}): the operator that opened its "
+            "incidents closes them when it resolves or is deleted, and opens no new one"
         )
 
     async def _write(self, alert: DataAlert, patch: Mapping[str, Any], *, subresource: str | None = None) -> DataAlert:
@@ -152,9 +197,15 @@ class AlertReconciler:
     async def _act(self, action: lifecycle.Action, destinations: Mapping[ObjectRef, Destination]) -> lifecycle.Outcome:
         destination = destinations[action.destination]
         try:
-            account = await self._credentials.account(destination)
+            account = await self._credentials.account(destination, closing=lifecycle.closes(action))
             if isinstance(action, lifecycle.CloseIncident):
-                await self._incidentio.edit_incident(account, action.incident_id, action.request)
+                try:
+                    await self._incidentio.edit_incident(account, action.incident_id, action.request)
+                except IncidentIoError as error:
+                    how = await self._ended_instead(account, action.incident_id, destination, error)
+                    if not how:
+                        raise
+                    return lifecycle.Outcome(action.label, action.epoch, ended=how)
                 return lifecycle.Outcome(action.label, action.epoch, closed=True)
             incident = await self._incidentio.create_incident(account, action.request)
             closed = False
@@ -167,7 +218,88 @@ class AlertReconciler:
                 self._gate.hold(action.destination)
             return lifecycle.Outcome(action.label, action.epoch, error=error)
 
-    def _record(self, alert: DataAlert, event: lifecycle.DeliveryEvent) -> None:
+    async def _ended_instead(
+        self, account: Account, incident_id: str, destination: Destination, error: IncidentIoError
+    ) -> str:
+        """After a refused close (404, or a 4xx such as incident.io's lifecycle rules): read the incident, and
+        say how it ended if a responder already ended it there ('' when it is not over: the refusal stands)."""
+        if error.retryable or isinstance(error, Unauthorized | Forbidden) or error.status is None:
+            return ""
+        assert destination.spec is not None
+        try:
+            incident: Incident | None = await self._incidentio.get_incident(account, incident_id)
+        except NotFound:
+            incident = None
+        except IncidentIoError:
+            return ""
+        return lifecycle.how_it_ended(incident, destination.spec.closed_status_id)
+
+    def _forget_recorded_ends(self, ref: ObjectRef, recorded: Mapping[tuple[str, int], str]) -> None:
+        """The status written holds these ends now; keep only those found since the plan was made."""
+        pending = self._ended.get(ref)
+        if not pending or not recorded:
+            return
+        for key in recorded:
+            pending.pop(key, None)
+        if not pending:
+            del self._ended[ref]
+
+    def incident_ended(self, ref: ObjectRef, label: str, epoch: int, how: str) -> None:
+        """A read found the alert's incident over in incident.io: record it on the delivery."""
+        self._ended.setdefault(ref, {})[(label, epoch)] = how
+        self._queue.add((ALERTS, ref))
+
+    # ----------------------------------------------------------------- alerts gone without their finalizer
+
+    def orphaned(self, alert: DataAlert) -> None:
+        """An alert that went away holding incidents, its finalizer never run: close them from its last status.
+
+        This happens when an alert is replaced without its finalizers (``kubectl replace``, a GitOps replace
+        sync) and deleted before the operator put the finalizer back, or is deleted while the operator's
+        watch was down and a relist no longer shows it. There is no object left to hold an Event, so each
+        close is logged and counted (``incidentio_operator_orphan_closes_total``). Kept in memory only.
+        """
+        if not alert.holding:
+            return
+        logger.warning(
+            "dataalert %s went away holding incidents in %s without its finalizer running; closing them",
+            alert.ref,
+            ", ".join(alert.holding),
+        )
+        self._orphans[alert.ref] = replace(alert, deleting=True)
+        self._queue.add((ORPHANS, alert.ref))
+
+    async def close_orphan(self, ref: ObjectRef) -> None:
+        """One round of closes for an alert that is gone (see ``orphaned``)."""
+        orphan = self._orphans.get(ref)
+        if orphan is None:
+            return
+        destinations = {
+            found.ref: found
+            for label in orphan.holding
+            if (found := self._store.destinations.get(lifecycle.destination_ref(label, ref.namespace))) is not None
+        }
+        keys_held = frozenset(d for d in destinations if self._credentials.held(d))
+        context = lifecycle.AlertContext(orphan, None, destinations, self._clock(), keys_held=keys_held)
+        plan = lifecycle.plan(context)
+        if any(self._gate.held(action.destination) for action in plan.actions):
+            self._queue.add_after((ORPHANS, ref), self._settings.delivery_retry_base)
+            return
+        with self._gate.calling(action.destination for action in plan.actions):
+            outcomes = await asyncio.gather(*(self._act(action, destinations) for action in plan.actions))
+        settled = lifecycle.settle(replace(context, now=self._clock()), plan, outcomes)
+        orphan = orphan.with_status(settled.status)
+        for event in (*plan.events, *settled.events):
+            self._record(orphan, event, post_event=False)
+            self._metrics.orphan_closes.labels(str(event.destination), event.action).inc()
+            logger.warning("dataalert %s (gone): %s (%s)", ref, event.message, event.destination)
+        if not orphan.holding:
+            del self._orphans[ref]
+            return
+        self._orphans[ref] = orphan
+        self._queue.add_after((ORPHANS, ref), settled.requeue_after or self._settings.delivery_retry_base)
+
+    def _record(self, alert: DataAlert, event: lifecycle.DeliveryEvent, *, post_event: bool = True) -> None:
         """Count the delivery for its destination and in the metrics, and post an Event on the alert."""
         if event.verdict is not None:
             self._noise.held(alert, event)  # held back: no incident, nothing for the destination to count
@@ -188,7 +320,7 @@ class AlertReconciler:
         self._tally.record(event.destination, event.action, last_delivery)
         self._queue.add_after((DESTINATIONS, event.destination), self._settings.summary_delay)
         involved = self._store.alerts.reference(alert.ref)
-        if involved is not None:
+        if involved is not None and post_event:
             kind = "Warning" if event.action == "Failed" else "Normal"
             reason = EVENT_REASONS.get(event.action, "IncidentLeftOpen")
             self._recorder.post(involved, kind, reason, f"{event.message} ({label})")

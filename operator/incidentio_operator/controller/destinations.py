@@ -18,7 +18,7 @@ from incidentio_operator.api import (
     ready_conditions,
 )
 from incidentio_operator.api.common import condition_of
-from incidentio_operator.api.destination import TEST_REQUESTED_ANNOTATION
+from incidentio_operator.api.destination import DESTINATION_FINALIZER, TEST_REQUESTED_ANNOTATION
 from incidentio_operator.controller.connection_test import run_connection_test
 from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.gate import CallGate
@@ -29,6 +29,7 @@ from incidentio_operator.controller.store import Store
 from incidentio_operator.controller.tally import DeliveryTally
 from incidentio_operator.controller.workqueue import ObjectKey, WorkQueue
 from incidentio_operator.decisions.connection_test import TestResult
+from incidentio_operator.decisions.delivery import destination_ref
 from incidentio_operator.incidentio import Account, IncidentIoClient
 from incidentio_operator.kube import KubeClient
 
@@ -86,8 +87,15 @@ class DestinationReconciler:
 
     async def _test(self, ref: ObjectRef) -> None:
         destination = self._store.destinations.get(ref)
-        if destination is None or destination.deleting:
+        if destination is None:
             return
+        if DESTINATION_FINALIZER in destination.finalizers or destination.deleting:
+            holders = self.holders(destination)
+            if destination.deleting:
+                await self._while_deleting(destination, holders)
+                return
+            if not holders:
+                destination = await self._set_finalizer(destination, present=False)
         summary = self._tally.status_fields(ref, destination.status)
         if destination.spec is None:
             conditions = self._conditions(destination, False, "InvalidSpec", str(destination.spec_error))
@@ -98,11 +106,17 @@ class DestinationReconciler:
             conditions = self._conditions(destination, False, "Suspended", message, settled=True)
             await self._write(destination, {**summary, **conditions})
             return
-        api_key, secret_version = await self._credentials.read(destination)
+        read = await self._credentials.read(destination)
+        api_key, secret_version = read.api_key, read.secret_version
         if api_key is None:
-            self._metrics.connection_tests.labels(str(ref), "NoAPIKey").inc()
-            conditions = self._conditions(destination, False, "NoAPIKey", "No API key configured")
+            reason, message = ("InvalidAPIKey", read.problem) if read.problem else ("NoAPIKey", "No API key configured")
+            self._metrics.connection_tests.labels(str(ref), reason).inc()
+            conditions = self._conditions(destination, False, reason, message)
+            changed = differs({"secretVersion": secret_version, **conditions}, destination.status)
             await self._write(destination, {**summary, "secretVersion": secret_version, **conditions})
+            if read.problem and (changed or destination.ready_reason != reason):
+                involved = self._store.destinations.reference(ref) or {}
+                self._recorder.post(involved, "Warning", "InvalidAPIKey", read.problem)
             self._requeue(ref, self._settings.secret_poll_interval)
             return
         now = self._clock()
@@ -114,6 +128,51 @@ class DestinationReconciler:
             self._requeue(ref, (next_test - now).total_seconds())
             return
         await self._run_test(destination, Account(destination.spec.base_url, api_key), secret_version, summary)
+
+    def holders(self, destination: Destination) -> list[ObjectRef]:
+        """The alerts that hold an incident that may be open through this destination."""
+        ref = destination.ref
+        namespaces = None if self._settings.allow_cross_namespace else ref.namespace
+        alerts = self._store.alerts if namespaces is None else self._store.alerts.in_namespace(ref.namespace)
+        found = []
+        for alert in alerts:
+            if any(destination_ref(label, alert.ref.namespace) == ref for label in alert.holding):
+                found.append(alert.ref)
+        return sorted(found)
+
+    async def ensure_finalizer(self, ref: ObjectRef) -> None:
+        """Before an incident is opened through the destination: it may not go while the incident is open."""
+        destination = self._store.destinations.get(ref)
+        if destination is not None and DESTINATION_FINALIZER not in destination.finalizers:
+            await self._set_finalizer(destination, present=True)
+
+    async def _set_finalizer(self, destination: Destination, *, present: bool) -> Destination:
+        others = [name for name in destination.finalizers if name != DESTINATION_FINALIZER]
+        finalizers = [*others, DESTINATION_FINALIZER] if present else others
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": destination.resource_version}}
+        ref = destination.ref
+        body = await self._kube.patch(API_VERSION, DESTINATIONS, ref.namespace, ref.name, patch)
+        after = Destination.from_body(body)
+        self._store.destinations.upsert(after, body)
+        return after
+
+    async def _while_deleting(self, destination: Destination, holders: list[ObjectRef]) -> None:
+        """Let the destination go once no alert holds an incident through it; until then say which do."""
+        if DESTINATION_FINALIZER not in destination.finalizers:
+            return
+        if not holders:
+            await self._set_finalizer(destination, present=False)
+            return
+        shown = ", ".join(str(ref) for ref in holders[:5]) + (
+            f" and {len(holders) - 5} more" if len(holders) > 5 else ""
+        )
+        message = (
+            f"being deleted: waiting for {len(holders)} alert(s) holding open incidents through it to close them "
+            f"({shown}); to give up on them, see the README's Uninstall section"
+        )
+        conditions = self._conditions(destination, False, "Deleting", message, stalled=False)
+        await self._write(destination, conditions)
+        self._queue.add_after((DESTINATIONS, destination.ref), self._settings.secret_poll_interval)
 
     def _due(
         self,

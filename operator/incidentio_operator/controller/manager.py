@@ -20,11 +20,13 @@ from incidentio_operator.api import (
     Destination,
     ObjectRef,
 )
+from incidentio_operator.api.alert import OWNER_LABEL
 from incidentio_operator.api.common import utcnow
-from incidentio_operator.controller.alerts import AlertReconciler
+from incidentio_operator.controller.alerts import ORPHANS, AlertReconciler
 from incidentio_operator.controller.blackouts import BlackoutReconciler
 from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.destinations import DestinationReconciler
+from incidentio_operator.controller.drift import DriftChecker
 from incidentio_operator.controller.gate import CallGate
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.controller.noise import NoiseControl
@@ -87,6 +89,7 @@ class Controller:
             recorder=self.recorder,
             tally=tally,
             rules=self.rules,
+            destinations=self.destinations,
             noise=self.noise,
         )
         indexes: dict[str, Index[Any]] = {
@@ -96,6 +99,15 @@ class Controller:
             BLACKOUTS: self.store.blackouts,
         }
         self.resync = Resync(kube, indexes, self.scopes(), self.forget)
+        self.drift = DriftChecker(
+            self.store,
+            incidentio,
+            credentials,
+            self.alerts,
+            metrics,
+            key_refill_per_second=settings.rate_limit_refill,
+            allow_cross_namespace=settings.allow_cross_namespace,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         for kind in (ALERTS, DESTINATIONS, RULES, BLACKOUTS):
             metrics.reconcile_errors.labels(kind)
@@ -132,6 +144,7 @@ class Controller:
             for n in range(self.settings.concurrency)
         ]
         self._tasks.append(asyncio.create_task(self._sweep(), name="sweep"))
+        self._tasks.append(asyncio.create_task(self.drift.run(), name="drift-checks"))
 
     def scopes(self) -> list[str | None]:
         """Where the operator lists: each exact namespace it watches, or the whole cluster (None).
@@ -207,14 +220,27 @@ class Controller:
         version = str((body.get("metadata") or {}).get("resourceVersion") or "")
         if not deleted and self.store.alerts.known(ref, version):
             return
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        if not self._mine(labels):
+            if self.store.alerts.get(ref) is not None:
+                # Another replica's shard now, or never this one's: that replica finishes it.
+                logger.info("dataalert %s left this operator's shard; its owner finishes it", ref)
+                self.rules.alert_changed(self.store.alerts.get(ref), None)
+                self.store.alerts.remove(ref)
+            return
         if deleted:
-            self.forget(ALERTS, ref)
+            # The last state, as the DELETED event carries it: incidents it still holds are closed from it.
+            self.forget(ALERTS, ref, last=DataAlert.from_body(body))
             return
         previous = self.store.alerts.get(ref)
         if self.store.alerts.upsert(DataAlert.from_body(body), body):
             self.queue.add((ALERTS, ref))
         self.rules.alert_changed(previous, self.store.alerts.get(ref))
         self.noise.alert_changed(self.store.alerts.get(ref))
+
+    def _mine(self, labels: Mapping[str, str]) -> bool:
+        """In this replica's shard, or holding incidents this replica opened (its owner label)."""
+        return self.settings.in_shard(labels) or labels.get(OWNER_LABEL) == self.settings.owner
 
     def _observe_destination(self, body: Mapping[str, Any], deleted: bool) -> None:
         ref = ObjectRef.of(body)
@@ -244,12 +270,15 @@ class Controller:
             if before is None or before.generation != rule.generation:
                 self._wake_alerts(ref.namespace, everything=True)
 
-    def forget(self, resource: str, ref: ObjectRef) -> None:
+    def forget(self, resource: str, ref: ObjectRef, *, last: DataAlert | None = None) -> None:
         """The object is gone (a DELETED event, or absent from a full list): drop it and all that hangs on it."""
         if resource == ALERTS:
             previous = self.store.alerts.get(ref)
             self.store.alerts.remove(ref)
             self.rules.alert_changed(previous, None)
+            gone = last or previous
+            if gone is not None:
+                self.alerts.orphaned(gone)
         elif resource == DESTINATIONS:
             before = self.store.destinations.get(ref)
             self.store.destinations.remove(ref)
@@ -329,6 +358,8 @@ class Controller:
                 await self.destinations.reconcile(ref)
             elif resource == RULES:
                 await self.rules.reconcile(ref)
+            elif resource == ORPHANS:
+                await self.alerts.close_orphan(ref)
             elif resource == BLACKOUTS:
                 await self.blackouts.reconcile(ref)
         except KubeError as exc:

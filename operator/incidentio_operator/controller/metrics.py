@@ -68,6 +68,18 @@ class Metrics:
             ["destination"],
             registry=r,
         )
+        self.drift_checks = Counter(
+            f"{PREFIX}_drift_checks",
+            "Open incidents read back from incident.io, by what the read found (open, ended, error).",
+            ["destination", "result"],
+            registry=r,
+        )
+        self.orphan_closes = Counter(
+            f"{PREFIX}_orphan_closes",
+            "Deliveries of alerts that went away without their finalizer running, closed from their last status.",
+            ["destination", "action"],
+            registry=r,
+        )
         self.suppressions = Counter(
             f"{PREFIX}_suppressions",
             "Deliveries held back by noise control (deferred or suppressed), by reason.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -16,10 +18,27 @@ class Settings:
     # Each destination re-reads its API key Secret this often (a GET by name): a rotated key is noticed
     # without watching, or holding in memory, any other Secret of the cluster.
     secret_poll_interval: float = 30.0
+    # The refill rate of each API key's incident.io rate limit: drift checks use at most 5 % of it.
+    rate_limit_refill: float = 20.0
     # Rule and destination statuses summarise many alerts; batch their writes.
     summary_delay: float = 2.0
     # The namespaces the operator watches (kopf patterns); empty means the whole cluster.
     namespaces: tuple[str, ...] = ()
+
+    # Sharding (--shard-label): only DataAlerts carrying every one of these labels are this replica's to
+    # route; alerts that leave the shard while holding incidents it opened are still finished by it.
+    shard_labels: tuple[tuple[str, str], ...] = ()
+
+    def in_shard(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(key) == value for key, value in self.shard_labels)
+
+    @property
+    def owner(self) -> str:
+        """This replica's name in the owner label of the alerts it opened incidents for (a label value)."""
+        if not self.shard_labels:
+            return "all"
+        shard = ",".join(f"{key}={value}" for key, value in sorted(self.shard_labels))
+        return "shard-" + hashlib.sha256(shard.encode()).hexdigest()[:12]
 
     @property
     def call_slots(self) -> int:

@@ -1,4 +1,4 @@
-"""kopf wiring for DataAlert: every watch event goes to the controller's store and work queue."""
+"""kopf wiring for DataAlert: every watch event goes to the controller, which keeps its shard's alerts."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ from typing import Any
 import kopf
 
 from incidentio_operator.api import ALERTS, GROUP, VERSION
-from incidentio_operator.handlers.startup import options_of
-
-
-def _in_shard(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
-    return options_of(memo).handles(body)
 
 
 # Every handler here is async: kopf runs sync handlers in a thread pool, and the controller's
 # store must only ever be touched from the event loop.
-@kopf.on.event(GROUP, VERSION, ALERTS, when=_in_shard)
+# No `when=` shard filter: an alert whose labels move it out of this replica's shard must still be seen
+# to leave (the controller forgets it, or finishes the incidents it opened for it).
+@kopf.on.event(GROUP, VERSION, ALERTS)
 async def alert_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.observe(ALERTS, event.get("type"), body)

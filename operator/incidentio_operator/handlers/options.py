@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from incidentio_operator.api.common import utcnow
 from incidentio_operator.controller.settings import Settings
@@ -20,8 +19,6 @@ class RunOptions:
     rate_limit_refill_per_second: float = 20.0
     # Objects per page when a watch (re)starts with a list; 0 lists everything in one response.
     list_page_size: int = 500
-    # Sharding: only DataAlerts carrying these labels are handled by this operator instance.
-    shard_labels: Mapping[str, str] = field(default_factory=dict)
     # For tests only: the operator's clock runs this many seconds ahead of (or behind) the system clock, so
     # schedules and cooldowns can be tried at chosen times of day without waiting for them.
     clock_offset: float = 0.0
@@ -32,7 +29,3 @@ class RunOptions:
             return utcnow
         offset = datetime.timedelta(seconds=self.clock_offset)
         return lambda: utcnow() + offset
-
-    def handles(self, body: Mapping[str, Any]) -> bool:
-        labels = (body.get("metadata") or {}).get("labels") or {}
-        return all(labels.get(key) == value for key, value in self.shard_labels.items())

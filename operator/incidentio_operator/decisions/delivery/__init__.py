@@ -6,6 +6,7 @@ record if the process dies mid-call); the calls run; ``settle`` folds their outc
 status written afterwards. Neither step does I/O.
 """
 
+from incidentio_operator.decisions.delivery.ended import ENDED_REASON, how_it_ended
 from incidentio_operator.decisions.delivery.model import (
     HELD_STATES,
     HISTORY_EPOCHS,
@@ -21,6 +22,8 @@ from incidentio_operator.decisions.delivery.model import (
     Plan,
     Settlement,
     State,
+    closes,
+    closing,
     destination_label,
     destination_ref,
     retry_delay,
@@ -29,6 +32,7 @@ from incidentio_operator.decisions.delivery.plan import close_request, plan
 from incidentio_operator.decisions.delivery.settle import settle
 
 __all__ = [
+    "ENDED_REASON",
     "HELD_STATES",
     "HISTORY_EPOCHS",
     "RETRY_BASE_SECONDS",
@@ -44,8 +48,11 @@ __all__ = [
     "Settlement",
     "State",
     "close_request",
+    "closes",
+    "closing",
     "destination_label",
     "destination_ref",
+    "how_it_ended",
     "plan",
     "retry_delay",
     "settle",

@@ -199,6 +199,14 @@ class SendAlertEvent:
 Action = OpenIncident | CloseIncident | SendAlertEvent
 
 
+def closes(action: Action) -> bool:
+    """The action closes an incident (a create re-sent for a resolved alert closes what it gets back), or
+    resolves an alert."""
+    if isinstance(action, SendAlertEvent):
+        return action.event.status == "resolved"
+    return isinstance(action, CloseIncident) or action.then_close
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What came back from one action: the incident, or the error."""
@@ -208,6 +216,8 @@ class Outcome:
     incident: Incident | None = None
     closed: bool = False
     error: IncidentIoError | None = None
+    # The incident turned out to be over already in incident.io (how, in words: ended.how_it_ended).
+    ended: str = ""
     # Mode AlertEvent: the status of the event incident.io accepted (firing or resolved).
     event_status: str = ""
 
@@ -216,7 +226,7 @@ class Outcome:
 class DeliveryEvent:
     """Something a human wants to see in ``kubectl describe`` and in the destination's counters."""
 
-    action: str  # Created | Closed | Failed | LeftOpen | Suppressed | Deferred | Firing | Resolved
+    action: str  # Created | Closed | Ended | Failed | LeftOpen | Suppressed | Deferred | Firing | Resolved
     destination: ObjectRef
     reference: str
     message: str
@@ -232,6 +242,13 @@ class AlertContext:
     now: datetime.datetime
     retry_base: float = RETRY_BASE_SECONDS
     noise: NoiseFacts = field(default_factory=NoiseFacts)
+    # Destinations whose last usable API key the controller holds in memory: their incidents can still be
+    # closed when their Secret is gone or they are being deleted (a namespace teardown deletes both).
+    keys_held: frozenset[ObjectRef] = frozenset()
+    # Incidents a read found over in incident.io, by (destination label, epoch): how they ended.
+    ended: Mapping[tuple[str, int], str] = field(default_factory=dict)
+    # Set (to why) when the alert has left this replica's shard: it only finishes the incidents it opened.
+    outside_shard: str = ""
 
 
 @dataclass(frozen=True)

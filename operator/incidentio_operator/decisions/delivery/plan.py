@@ -13,8 +13,9 @@ import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from incidentio_operator.api import ACTIVE_STATES, CLOSING_STATES, DataAlert, Destination, parse_time
+from incidentio_operator.api import ACTIVE_STATES, CLOSING_STATES, DataAlert, Destination, format_time, parse_time
 from incidentio_operator.decisions.delivery import alertevents
+from incidentio_operator.decisions.delivery.ended import ended_event_message, record_ended
 from incidentio_operator.decisions.delivery.hold import noise_control, release_held
 from incidentio_operator.decisions.delivery.model import (
     Action,
@@ -61,10 +62,11 @@ def plan(context: AlertContext) -> Plan:
         holds = any(d.holds_incident for d in draft.deliveries)
         status = alert_status(context, epoch, observed_state, draft.deliveries)
         return Plan(status, (), holds, None, epoch, tuple(draft.deliveries))
-    if not closing(alert) and context.routing is not None:
+    if not closing(alert) and context.routing is not None and not context.outside_shard:
         for route in context.routing.routes:
             _open_routed(context, route, draft)
     draft.deliveries = release_held(context, draft.deliveries, epoch)
+    _record_ended(context, draft)
     _forget_unsent(alert, draft)
     for index in range(len(draft.deliveries)):
         _close_finished(context, index, draft)
@@ -114,6 +116,19 @@ def blocked_by(destination: Destination | None, label: str) -> str:
     return ""
 
 
+def blocked_for_close(context: AlertContext, destination: Destination | None, label: str) -> str:
+    """Why no close can go to the destination now ('' when one can).
+
+    Besides a Ready destination, one whose Secret is gone (NoAPIKey) or that is being deleted still takes
+    closes, with the key the controller last read for it: what was opened with a key is closed with it.
+    """
+    blocked = blocked_by(destination, label)
+    if not blocked or destination is None or destination.spec is None or destination.spec.suspend:
+        return blocked
+    secret_gone = destination.deleting or destination.ready_reason in ("NoAPIKey", "NoAlertSourceToken", "Deleting")
+    return "" if secret_gone and destination.ref in context.keys_held else blocked
+
+
 def _open_routed(context: AlertContext, route: Route, draft: _Draft) -> None:
     """One delivery of this epoch per routed destination; a create for each that may go now."""
     alert, namespace = context.alert, context.alert.ref.namespace
@@ -153,6 +168,17 @@ def _open_routed(context: AlertContext, route: Route, draft: _Draft) -> None:
     )
 
 
+def _record_ended(context: AlertContext, draft: _Draft) -> None:
+    """Incidents a read found over in incident.io are closed deliveries now: nothing more is sent for them."""
+    for index, delivery in enumerate(draft.deliveries):
+        how = context.ended.get((delivery.destination, delivery.epoch))
+        if how and delivery.incident_id and delivery.state in (State.OPEN, State.CLOSING):
+            ended = record_ended(delivery, how, format_time(context.now))
+            draft.deliveries[index] = ended
+            ref = destination_ref(delivery.destination, context.alert.ref.namespace)
+            draft.events.append(DeliveryEvent("Ended", ref, delivery.reference, ended_event_message(delivery, how)))
+
+
 def _forget_unsent(alert: DataAlert, draft: _Draft) -> None:
     """Deliveries to be closed that never reached incident.io have nothing to close: drop them."""
     kept: list[Delivery] = []
@@ -183,7 +209,7 @@ def _close_finished(context: AlertContext, index: int, draft: _Draft) -> None:
             message = f"Incident {delivery.reference} left open: the destination has no closedStatusId"
             draft.events.append(DeliveryEvent("LeftOpen", ref, delivery.reference, message))
             return
-    blocked = blocked_by(destination, delivery.destination)
+    blocked = blocked_for_close(context, destination, delivery.destination)
     if blocked:
         if alert.deleting and destination is None:
             # Nothing can close it any more; do not hold the object's deletion hostage.

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from incidentio_operator.api import ready_conditions
+from incidentio_operator.decisions.delivery.ended import ENDED_REASON
 from incidentio_operator.decisions.delivery.model import HELD_STATES, AlertContext, Delivery, State, closing
 
 
@@ -56,6 +57,8 @@ def _readiness(
         return False, "InvalidSpec", f"{alert.spec_error}", False
     if closing(alert):
         return _closing_readiness(context, deliveries)
+    if context.outside_shard:
+        return True, "OutsideShard", context.outside_shard, False
     if context.routing is not None and not context.routing.routes:
         if context.routing.refused:
             refused = _join(f"rule {r.rule} names {r.destination}: {r.reason}" for r in context.routing.refused)
@@ -74,8 +77,14 @@ def _readiness(
     if pending or acting:
         return False, "Delivering", "opening incidents in incident.io", True
     held = [d for d in current if d.state in HELD_STATES]
-    opened = [_delivered(d) for d in current if d.state not in HELD_STATES]
+    ended = [d for d in current if d.reason == ENDED_REASON]
+    opened = [_delivered(d) for d in current if d.state not in HELD_STATES and d.reason != ENDED_REASON]
     noted = [f"{d.destination}: {d.state}: {d.message}" for d in held]
+    if ended and not opened:
+        # A responder ended it: the operator leaves it so, and opens no other until the alert triggers again.
+        told = _join(f"{d.message} ({d.destination}); no new incident until the alert triggers again" for d in ended)
+        return True, ENDED_REASON, _join([told, *noted]), False
+    noted += [f"{d.message} ({d.destination})" for d in ended]
     if held and not opened:
         # Held back by noise control on purpose: Ready, like an alert no rule matches.
         reason = "Deferred" if any(d.state is State.DEFERRED for d in held) else "Suppressed"
@@ -109,7 +118,13 @@ def _closing_readiness(context: AlertContext, deliveries: Sequence[Delivery]) ->
         return True, "LeftOpen", message, False
     closed = [d for d in deliveries if d.state is State.CLOSED and d.epoch == int(alert.status.get("epoch") or 0)]
     if closed or any(d.state is State.CLOSED for d in deliveries):
-        message = _join(f"incident {d.reference} closed in {d.destination}" for d in closed) or "incidents closed"
+        said = [
+            f"{d.message} ({d.destination})"
+            if d.reason == ENDED_REASON
+            else f"incident {d.reference} closed in {d.destination}"
+            for d in closed
+        ]
+        message = _join(said) or "incidents closed"
         return True, "Closed", message, False
     resolved = [
         f"alert {d.deduplication_key} resolved in {d.destination}" for d in deliveries if d.state is State.RESOLVED
@@ -123,6 +138,12 @@ def _delivered(delivery: Delivery) -> str:
     if delivery.alert_event:
         return f"alert {delivery.deduplication_key} firing in {delivery.destination}"
     return f"incident {delivery.reference} open in {delivery.destination}"
+
+
+def _closed_words(delivery: Delivery) -> str:
+    if delivery.reason == ENDED_REASON:
+        return f"{delivery.message} ({delivery.destination})"
+    return f"incident {delivery.reference} closed in {delivery.destination}"
 
 
 def _join(parts: Any) -> str:

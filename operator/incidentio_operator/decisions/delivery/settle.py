@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from incidentio_operator.api import format_time
 from incidentio_operator.decisions.delivery import alertevents
+from incidentio_operator.decisions.delivery.ended import ended_event_message, record_ended
 from incidentio_operator.decisions.delivery.model import (
     AlertContext,
     Delivery,
@@ -109,6 +110,9 @@ def _succeeded(
             opened_at=stamp,
         )
         events.append(DeliveryEvent("Created", ref, incident.reference, f"Incident {incident.reference} opened"))
+    if outcome.ended:
+        events.append(DeliveryEvent("Ended", ref, delivery.reference, ended_event_message(delivery, outcome.ended)))
+        return record_ended(delivery, outcome.ended, stamp)
     if outcome.closed:
         delivery = replace(delivery, state=State.CLOSED, closed_at=stamp)
         events.append(DeliveryEvent("Closed", ref, delivery.reference, f"Incident {delivery.reference} closed"))
