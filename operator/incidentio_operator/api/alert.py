@@ -144,7 +144,7 @@ class Admission:
 def _holds_incident(delivery: Mapping[str, Any]) -> bool:
     """An incident exists, or may (a create went out): the same rule as decisions' Delivery.holds_incident."""
     state = delivery.get("state")
-    return state in ("Open", "Closing") or (state == "Pending" and int(delivery.get("attempts") or 0) > 0)
+    return state in ("Open", "Closing", "Firing") or (state == "Pending" and int(delivery.get("attempts") or 0) > 0)
 
 
 def _admissions(deliveries: list[Mapping[str, Any]]) -> tuple[Admission, ...]:

@@ -36,6 +36,7 @@ from incidentio_operator.controller.rules import RuleReconciler
 from incidentio_operator.controller.settings import Settings
 from incidentio_operator.controller.store import Index, Store
 from incidentio_operator.controller.tally import DeliveryTally
+from incidentio_operator.controller.tokens import AlertSourceTokens
 from incidentio_operator.controller.workqueue import ObjectKey, WorkQueue
 from incidentio_operator.incidentio import IncidentIoClient
 from incidentio_operator.kube import KubeClient, KubeError
@@ -64,6 +65,7 @@ class Controller:
         self.gate = CallGate(self.queue, settings.call_slots)
         self.recorder = EventRecorder(kube, clock)
         credentials, tally = Credentials(kube), DeliveryTally()
+        self.tokens = AlertSourceTokens(kube)
         shared = (settings, self.store, self.queue, kube)
         self.noise = NoiseControl(settings, self.store, self.queue, metrics, self.recorder, clock)
         self.rules = RuleReconciler(*shared, clock, noise=self.noise)
@@ -75,6 +77,7 @@ class Controller:
             clock,
             gate=self.gate,
             credentials=credentials,
+            tokens=self.tokens,
             recorder=self.recorder,
             tally=tally,
             status_changed=self._destination_changed,
@@ -86,6 +89,7 @@ class Controller:
             clock,
             gate=self.gate,
             credentials=credentials,
+            tokens=self.tokens,
             recorder=self.recorder,
             tally=tally,
             rules=self.rules,

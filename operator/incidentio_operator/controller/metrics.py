@@ -19,6 +19,12 @@ class Metrics:
         self.incidents_closed = Counter(
             f"{PREFIX}_incidents_closed", "Incidents closed in incident.io.", ["destination"], registry=r
         )
+        self.alert_events = Counter(
+            f"{PREFIX}_alert_events",
+            "Alert events incident.io accepted (delivery mode AlertEvent), by status (firing, resolved).",
+            ["destination", "status"],
+            registry=r,
+        )
         self.deliveries_failed = Counter(
             f"{PREFIX}_deliveries_failed",
             "Deliveries refused permanently by incident.io (until the alert or destination changes).",
