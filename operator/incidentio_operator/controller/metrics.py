@@ -45,10 +45,10 @@ class Metrics:
             registry=r,
         )
         self.rate_limit_waits = Counter(
-            f"{PREFIX}_rate_limit_waits", "Requests that waited for the per-key rate limiter.", registry=r
+            f"{PREFIX}_rate_limit_waits", "Requests that waited for a rate limiter (per API key, or per alert source).", registry=r
         )
         self.rate_limit_wait_seconds = Counter(
-            f"{PREFIX}_rate_limit_wait_seconds", "Time spent waiting for the per-key rate limiter.", registry=r
+            f"{PREFIX}_rate_limit_wait_seconds", "Time spent waiting for a rate limiter (per API key, or per alert source).", registry=r
         )
         self.deliveries_pending = Gauge(
             f"{PREFIX}_deliveries_pending", "Deliveries not yet opened (or closed) in incident.io.", registry=r
