@@ -152,7 +152,9 @@ def test_the_connection_test_checks_the_source_with_an_api_key_and_sends_a_test_
     assert test_alert.deduplication_key in last["message"] and "('AnomalyArmor') is an HTTP source" in last["message"]
     assert [r.status for r in env.requests("show_alert_source")] == [200]
 
-    env.sim.set_alert_source(AlertSourceConfig("01HEARTBEAT0000000000000000", "Pipeline", "hb", "heartbeat", HeartbeatSettings(60)))
+    env.sim.set_alert_source(
+        AlertSourceConfig("01HEARTBEAT0000000000000000", "Pipeline", "hb", "heartbeat", HeartbeatSettings(60))
+    )
     body = alert_event_destination(env.sim.url, api_key=True)
     body["spec"]["alertSource"]["configId"] = "01HEARTBEAT0000000000000000"
     env.client.apply(body)

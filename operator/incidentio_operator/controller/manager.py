@@ -28,6 +28,7 @@ from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.destinations import DestinationReconciler
 from incidentio_operator.controller.drift import DriftChecker
 from incidentio_operator.controller.gate import CallGate
+from incidentio_operator.controller.heartbeat import Heartbeats
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.controller.noise import NoiseControl
 from incidentio_operator.controller.recorder import EventRecorder
@@ -112,6 +113,7 @@ class Controller:
             key_refill_per_second=settings.rate_limit_refill,
             allow_cross_namespace=settings.allow_cross_namespace,
         )
+        self.heartbeats = Heartbeats(self.store, self.queue, kube, incidentio, self.tokens, metrics, clock)
         self._tasks: list[asyncio.Task[None]] = []
         for kind in (ALERTS, DESTINATIONS, RULES, BLACKOUTS):
             metrics.reconcile_errors.labels(kind)
@@ -149,6 +151,7 @@ class Controller:
         ]
         self._tasks.append(asyncio.create_task(self._sweep(), name="sweep"))
         self._tasks.append(asyncio.create_task(self.drift.run(), name="drift-checks"))
+        self._tasks.append(asyncio.create_task(self.heartbeats.run(), name="heartbeats"))
 
     def scopes(self) -> list[str | None]:
         """Where the operator lists: each exact namespace it watches, or the whole cluster (None).
@@ -206,6 +209,7 @@ class Controller:
         type None; once such a listing is over, what it did not contain is forgotten (see resync.py).
         """
         deleted = event_type == "DELETED"
+        self.heartbeats.watch_event()
         if event_type is None:
             self.resync.listed(resource)
         if resource == ALERTS:
@@ -288,6 +292,7 @@ class Controller:
             self.store.destinations.remove(ref)
             self.gate.forget(ref)
             self.destinations.forget(ref)
+            self.heartbeats.forget(ref)
             self._destination_changed(ref, before, None)
         elif resource == RULES:
             self.store.rules.remove(ref)
