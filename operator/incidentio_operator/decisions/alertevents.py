@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from incidentio_operator.api import DataAlertSpec, ObjectRef
+from incidentio_operator.api import GROUP, DataAlertSpec, ObjectRef
 from incidentio_operator.decisions.payloads import describe_change, incident_name, incident_summary
 from incidentio_operator.incidentio.alertsources import AlertEvent, AlertEventStatus
 
@@ -46,7 +46,7 @@ def alert_metadata(
         "source": alert.source,
         "rules": list(rules),
         "asset": {key: value for key, value in fields.items() if value},
-        "data_alert": {"namespace": alert_ref.namespace, "name": alert_ref.name, "labels": dict(labels)},
+        "data_alert": {"namespace": alert_ref.namespace, "name": alert_ref.name, "labels": _users_labels(labels)},
     }
     optional = {
         "external_id": alert.external_id,
@@ -55,6 +55,12 @@ def alert_metadata(
     }
     metadata.update({key: value for key, value in optional.items() if value})
     return metadata
+
+
+def _users_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The alert's labels without the operator's own bookkeeping (its owner label), which would otherwise
+    change between the firing and the resolved event."""
+    return {key: value for key, value in labels.items() if not key.startswith(f"{GROUP}/")}
 
 
 def alert_event(
