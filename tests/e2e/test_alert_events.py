@@ -53,6 +53,10 @@ def test_trigger_fires_one_alert_and_resolve_resolves_the_same_key(env: Environm
     env.wait_ready(ALERTS, NS, "orders")
     delivery = delivery_of(env, "orders")
     key = delivery["deduplicationKey"]
+    assert env.status(DESTINATIONS, NS, "incidentio")["alertSource"] == {
+        "configId": SOURCE_ID,
+        "tokenVersion": env.status(DESTINATIONS, NS, "incidentio")["secretVersion"],
+    }
     assert delivery["mode"] == "AlertEvent" and delivery["state"] == "Firing" and delivery["attempts"] == 1
     (alert,) = alerts_for(env, key)
     assert alert.status == "firing" and alert.title == "[AnomalyArmor] Column removed from orders"
@@ -151,6 +155,10 @@ def test_the_connection_test_checks_the_source_with_an_api_key_and_sends_a_test_
     assert test_alert.status == "resolved" and test_alert.title == "[AnomalyArmor] Connection test"
     assert test_alert.deduplication_key in last["message"] and "('AnomalyArmor') is an HTTP source" in last["message"]
     assert [r.status for r in env.requests("show_alert_source")] == [200]
+    assert last["deduplicationKey"] == test_alert.deduplication_key
+    assert ready["deliveryMode"] == "AlertEvent"
+    source = ready["alertSource"]
+    assert (source["configId"], source["name"], source["sourceType"]) == (SOURCE_ID, "AnomalyArmor", "http")
 
     env.sim.set_alert_source(
         AlertSourceConfig("01HEARTBEAT0000000000000000", "Pipeline", "hb", "heartbeat", HeartbeatSettings(60))

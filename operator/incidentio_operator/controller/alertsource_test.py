@@ -8,9 +8,11 @@ and is an HTTP source; ``CreateTestIncident`` also sends a test event, firing th
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from incidentio_operator.api import Destination, DestinationSpec
+from incidentio_operator.api.alertsource import ALERT_EVENT_MODE
 from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.tokens import AlertSourceTokens
 from incidentio_operator.decisions import alertsource_test as judge
@@ -56,7 +58,9 @@ class TestSetup:
     """What a destination's connection test runs with: its Secrets' versions, and the test, or why it cannot run.
 
     ``run(create_test, test_key)`` runs the test; without it ``reason`` and ``message`` say what is
-    missing, and ``warn`` that a value is there but unusable (worth a Warning Event).
+    missing, and ``warn`` that a value is there but unusable (worth a Warning Event). ``status`` holds the
+    status fields the test adds (``deliveryMode``, ``alertSource``) and ``last_test`` those it adds to
+    ``lastTest`` (``deduplicationKey``); ``run`` fills them in as it learns them.
     """
 
     secret_version: str
@@ -64,6 +68,8 @@ class TestSetup:
     reason: str = ""
     message: str = ""
     warn: bool = False
+    status: dict[str, Any] = field(default_factory=dict)
+    last_test: dict[str, Any] = field(default_factory=dict)
 
 
 async def alert_events_setup(
@@ -91,6 +97,8 @@ async def alert_events_setup(
             return TestSetup(version, reason=reason, message=message, warn=bool(key.problem))
         account = Account(spec.base_url, key.api_key)
     source = AlertSourceAccount(spec.base_url, wanted.config_id, read.token)
+    found: dict[str, Any] = {"configId": wanted.config_id, "tokenVersion": read.secret_version}
+    last_test: dict[str, Any] = {}
 
     async def run(create_test: bool, test_key: str) -> TestResult:
         result = await run_alert_source_test(
@@ -98,6 +106,10 @@ async def alert_events_setup(
         )
         if result.reason == judge.TOKEN_REFUSED:
             tokens.refuse(destination.ref)
+        if result.ok and account is not None:
+            found.update(name=result.identity_name, sourceType="http")
+        if result.ok and create_test:
+            last_test["deduplicationKey"] = test_key
         return result
 
-    return TestSetup(version, run)
+    return TestSetup(version, run, status={"deliveryMode": ALERT_EVENT_MODE, "alertSource": found}, last_test=last_test)

@@ -149,7 +149,7 @@ class DestinationReconciler:
                 self._incidentio, account, spec, create_test_incident=create_test, test_key=test_key
             )
 
-        return TestSetup(read.secret_version, run)
+        return TestSetup(read.secret_version, run, status={"deliveryMode": spec.delivery_mode})
 
     def holders(self, destination: Destination) -> list[ObjectRef]:
         """The alerts that hold an incident that may be open through this destination."""
@@ -236,8 +236,12 @@ class DestinationReconciler:
         fields = {
             **summary,
             "secretVersion": secret_version,
-            "lastTest": _last_test(result, now, spec.connection_test.on_create if create_test else "Verify", requested),
+            "lastTest": {
+                **_last_test(result, now, spec.connection_test.on_create if create_test else "Verify", requested),
+                **setup.last_test,
+            },
             "nextTestAt": format_time(now + datetime.timedelta(seconds=delay)),
+            **setup.status,
             "closedStatus": _closed_status(result, status),
             "severityIds": dict(result.severity_ids) if result.ok else status.get("severityIds") or {},
             **self._conditions(destination, result.ok, result.reason, result.message, stalled=not result.retryable),
