@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import datetime
+from dataclasses import replace
 from typing import Any
 
-from incidentio_operator.api import DataAlert, ObjectRef
+from incidentio_operator.api import AlertRule, DataAlert, Destination, ObjectRef
+from incidentio_operator.api.alertsource import AlertSourceRef, SecretKeyRef
+from incidentio_operator.controller.admissions import AdmissionLedger
+from incidentio_operator.decisions import alertsource_test as judge
 from incidentio_operator.decisions.alertevents import alert_metadata, connection_test_events, deduplication_key
-from incidentio_operator.decisions.delivery import Action, Outcome, SendAlertEvent, closes
+from incidentio_operator.decisions.delivery import Action, AlertContext, Outcome, SendAlertEvent, closes, plan, settle
 from incidentio_operator.decisions.payloads import idempotency_key
-from incidentio_operator.incidentio import AlertEvent
+from incidentio_operator.decisions.routing import route
+from incidentio_operator.decisions.suppression import NoiseFacts
+from incidentio_operator.incidentio import AlertEvent, AlertSource
 
-from .factories import DESTINATION, NAMESPACE, alert_body, destination_body, incidentio_error, with_spec
+from .factories import (
+    DESTINATION,
+    NAMESPACE,
+    alert_body,
+    destination_body,
+    incidentio_error,
+    rule_body,
+    with_spec,
+    with_status,
+)
 from .test_delivery import ALERT_UID, DESTINATION_REF, Responder, failing, later, ready, reconcile
+from .test_noise_plan import MONDAY_8, SATURDAY_NOON, WEEKDAYS
 
 SOURCE_ID = "01GW2G3V0S59R238FAHPDS1R66"
 
@@ -178,3 +195,48 @@ def test_the_connection_test_pair_fires_and_resolves_one_key() -> None:
     assert (fired.status, resolved.status) == ("firing", "resolved")
     assert fired.deduplication_key == resolved.deduplication_key == "armor-test-1"
     assert fired.title == "[AnomalyArmor] Connection test"
+
+
+def test_noise_control_defers_an_alert_event_and_sends_it_once_due() -> None:
+    rules = [rule_body(schedule=WEEKDAYS)]
+    models = [AlertRule.from_body(body) for body in rules]
+    destination = Destination.from_body(alert_event_destination())
+
+    def at(body: dict[str, Any], now: datetime.datetime) -> tuple[Any, AlertContext]:
+        alert = DataAlert.from_body(body)
+        assert alert.spec is not None
+        routing = route(alert.spec, alert.ref, alert.labels, models)
+        facts = NoiseFacts({r.ref.name: r for r in models}, [], AdmissionLedger())
+        context = AlertContext(alert, routing, {destination.ref: destination}, now, noise=facts)
+        return plan(context), context
+
+    deferred, _ = at(alert_body(), SATURDAY_NOON)
+    assert deferred.actions == ()
+    (held,) = deferred.deliveries
+    assert held.state.value == "Deferred" and held.mode == "AlertEvent" and held.attempts == 0
+    due, context = at(with_status(alert_body(), deferred.status), MONDAY_8)
+    (action,) = due.actions
+    assert isinstance(action, SendAlertEvent) and action.event.status == "firing"
+    settled = settle(
+        replace(context, alert=DataAlert.from_body(with_status(alert_body(), due.status))), due, [accepting(action)]
+    )
+    assert [d["state"] for d in settled.status["deliveries"]] == ["Firing"]
+
+
+def test_the_alert_source_judgement_names_what_to_fix() -> None:
+    wanted = AlertSourceRef(SOURCE_ID, SecretKeyRef("alert-source", "token"))
+    heartbeat_source = AlertSource("01HB", "Pipeline", "heartbeat", None)
+    wrong = judge.check_alert_source(heartbeat_source, wanted)
+    assert wrong is not None and wrong.reason == "AlertSourceNotHTTP" and "'heartbeat', not 'http'" in wrong.message
+    assert judge.check_alert_source(AlertSource(SOURCE_ID, "AnomalyArmor", "http", None), wanted) is None
+    missing = judge.alert_source_failure(incidentio_error(404, "Not found", operation="show_alert_source"), wanted)
+    assert missing.reason == "AlertSourceNotFound" and "spec.alertSource.configId" in missing.message
+    key_refused = judge.alert_source_failure(incidentio_error(401, "no", operation="show_alert_source"), wanted)
+    assert key_refused.reason == "Unauthorized" and "spec.apiKeySecretRef" in key_refused.message
+    token_refused = judge.event_failure(incidentio_error(401, "no", operation="create_alert_event"), wanted)
+    assert token_refused.reason == judge.TOKEN_REFUSED
+    assert "HTTP 401" in token_refused.message and "Secret alert-source (key token)" in token_refused.message
+    assert (
+        judge.verified(wanted, None).message
+        == "Verified: alert source token present in Secret alert-source (key token)"
+    )
