@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+from incidentio_operator.kubectl.cli import run
 from incidentio_operator.standins.simulator import AlertSourceConfig, HeartbeatSettings
 from tests.e2e import objects as o
 from tests.e2e.test_observability import free_port, scrape
@@ -62,6 +64,9 @@ def test_trigger_fires_one_alert_and_resolve_resolves_the_same_key(env: Environm
     assert alert.status == "firing" and alert.title == "[AnomalyArmor] Column removed from orders"
     assert alert.metadata["data_alert"] == {"namespace": NS, "name": "orders", "labels": {}}
     assert env.incidents() == [], "mode AlertEvent opens no incident itself"
+    out = io.StringIO()
+    assert run(["why", "orders", "-n", NS, "--kubeconfig", str(env.kubeconfig)], out, io.StringIO()) == 0
+    assert f"epoch 1: Firing, alert event, deduplication key {key}, attempts 1" in out.getvalue()
 
     env.client.apply(o.alert("orders", state="resolved"))
     env.wait_reason(ALERTS, NS, "orders", "Resolved")
