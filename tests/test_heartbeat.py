@@ -20,8 +20,10 @@ def test_a_live_draining_operator_pings() -> None:
         (Vitals(21.0, False, 0, 0), "no watch event since the last beat (21s): the watches are down", False),
         (Vitals(1.0, True, 3, 0), "the work queue is not draining: 3 object(s) waiting", True),
         (Vitals(1.0, True, 0, 0, "HTTP 500"), "the last status write failed: HTTP 500", True),
+        # No echo came of a write that failed: it is tried again rather than taken for dead watches.
+        (Vitals(12.0, False, 0, 0, "HTTP 500"), "the last status write failed: HTTP 500", True),
     ],
-    ids=["standby", "first-beat", "watches-down", "queue-stuck", "write-failed"],
+    ids=["standby", "first-beat", "watches-down", "queue-stuck", "write-failed", "write-failed-no-echo"],
 )
 def test_an_unhealthy_operator_lets_the_heartbeat_lapse(vitals: Vitals, said: str, may_write: bool) -> None:
     verdict = judge(vitals)

@@ -103,3 +103,19 @@ def test_only_the_active_replica_pings(env: Environment) -> None:
     # Two pingers would ping about twice per interval: every gap would not be close to one interval.
     assert all(gap > INTERVAL * 0.6 for gap in gaps), gaps
     assert "this replica is on standby" in env.operator_log
+
+
+def test_failing_status_writes_let_the_heartbeat_lapse_until_they_go_through_again(env: Environment) -> None:
+    env.start_operator()
+    setup_heartbeat(env)
+    wait_for(lambda: pings(env) >= 2, timeout=6 * INTERVAL, what="two pings")
+    # The API server refuses the next status writes of destinations: the heartbeat's own among them.
+    env.kube.fail_next(3, status=500, verb="patch", resource=DESTINATIONS, subresource="status")
+    state = wait_for(
+        lambda: (h := env.sim.heartbeat(HEARTBEAT_ID)).missed and h, timeout=8 * INTERVAL, what="heartbeat missed"
+    )
+    last_ping = state.pings[-1]
+    assert "the last status write failed" in env.operator_log
+    wait_for(lambda: env.sim.heartbeat(HEARTBEAT_ID).pings[-1] > last_ping or None, timeout=6 * INTERVAL, what="pings")
+    status = wait_for(lambda: (s := heartbeat_status(env)).get("result") == "Succeeded" and s, what="pinged again")
+    assert status["message"] == f"pinged heartbeat {HEARTBEAT_ID}"

@@ -46,6 +46,9 @@ def judge(vitals: Vitals) -> Verdict:
         return Verdict("no watch event received yet: this replica is on standby or its watches never started", False)
     if vitals.events_since_beat is None:
         return Verdict("first beat: checking that the watches deliver this status write before the first ping", True)
+    if vitals.write_error:
+        # Written again, without a ping: once it goes through, its echo shows the watches live again.
+        return Verdict(f"the last status write failed: {vitals.write_error}", True)
     if not vitals.events_since_beat:
         return Verdict(
             f"no watch event since the last beat ({vitals.watch_silence:.0f}s): the watches are down, "
@@ -57,8 +60,6 @@ def judge(vitals: Vitals) -> Verdict:
             f"the work queue is not draining: {vitals.queue_depth} object(s) waiting, none handled since the last beat",
             True,
         )
-    if vitals.write_error:
-        return Verdict(f"the last status write failed: {vitals.write_error}", True)
     return Verdict("", True)
 
 
