@@ -119,3 +119,21 @@ def test_failing_status_writes_let_the_heartbeat_lapse_until_they_go_through_aga
     wait_for(lambda: env.sim.heartbeat(HEARTBEAT_ID).pings[-1] > last_ping or None, timeout=6 * INTERVAL, what="pings")
     status = wait_for(lambda: (s := heartbeat_status(env)).get("result") == "Succeeded" and s, what="pinged again")
     assert status["message"] == f"pinged heartbeat {HEARTBEAT_ID}"
+
+
+def test_a_work_queue_that_stops_draining_lets_the_heartbeat_lapse(env: Environment) -> None:
+    env.start_operator("--concurrency", "2")
+    setup_heartbeat(env)
+    wait_for(lambda: pings(env) >= 2, timeout=6 * INTERVAL, what="two pings")
+    # Both workers hang on a DataAlert write; the alerts behind them wait in the queue.
+    env.kube.hold_next(2, verb="patch", resource="dataalerts")
+    for number in range(5):
+        env.client.apply(o.alert(f"table-{number}"))
+    state = wait_for(
+        lambda: (h := env.sim.heartbeat(HEARTBEAT_ID)).missed and h, timeout=8 * INTERVAL, what="heartbeat missed"
+    )
+    skipped = heartbeat_status(env)
+    assert skipped["result"] == "Skipped" and "the work queue is not draining" in skipped["message"]
+    env.kube.release_held()
+    wait_for(lambda: env.sim.heartbeat(HEARTBEAT_ID).pings[-1] > state.pings[-1] or None, timeout=6 * INTERVAL)
+    assert not env.sim.heartbeat(HEARTBEAT_ID).missed
