@@ -23,6 +23,7 @@ from incidentio_operator.decisions.delivery import (
     plan,
     settle,
 )
+from incidentio_operator.decisions.delivery.updates import fingerprint
 from incidentio_operator.decisions.payloads import idempotency_key
 from incidentio_operator.decisions.routing import route
 from incidentio_operator.incidentio import IncidentIoError, Unreachable
@@ -198,6 +199,8 @@ def test_new_alert_plans_one_incident_and_records_the_attempt_before_the_call() 
             "attempts": 1,
             "alertGeneration": 1,
             "destinationGeneration": 1,
+            # What the create sends, as digests: an open incident is kept current from these.
+            "sent": {"generation": 1, "fields": fingerprint(action.request)},
         }
     ]
     assert ready(step) == ("False", "Delivering")

@@ -12,6 +12,8 @@ from incidentio_operator.controller.admissions import AdmissionLedger
 from incidentio_operator.decisions import alertsource_test as judge
 from incidentio_operator.decisions.alertevents import alert_metadata, connection_test_events, deduplication_key
 from incidentio_operator.decisions.delivery import Action, AlertContext, Outcome, SendAlertEvent, closes, plan, settle
+from incidentio_operator.decisions.delivery.model import Delivery
+from incidentio_operator.decisions.delivery.retention import settled
 from incidentio_operator.decisions.payloads import idempotency_key
 from incidentio_operator.decisions.routing import route
 from incidentio_operator.decisions.suppression import NoiseFacts
@@ -240,3 +242,12 @@ def test_the_alert_source_judgement_names_what_to_fix() -> None:
         judge.verified(wanted, None).message
         == "Verified: alert source token present in Secret alert-source (key token)"
     )
+
+
+def test_an_alert_whose_alert_event_resolved_is_settled_and_one_still_firing_is_not() -> None:
+    fired = firing()
+    done = reconcile(with_spec(fired.body, state="resolved"), accepting, **WORLD)
+    for step, expected in ((fired, False), (done, True)):
+        alert = DataAlert.from_body(step.body)
+        deliveries = [Delivery.from_json(d) for d in step.deliveries]
+        assert settled(alert, step.status["epoch"], deliveries) is expected

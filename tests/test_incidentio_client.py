@@ -24,6 +24,7 @@ from incidentio_operator.incidentio import (
     IncidentIoClient,
     IncidentIoError,
     NotFound,
+    Priority,
     RateLimit,
     RateLimited,
     ServerError,
@@ -435,6 +436,43 @@ async def test_a_burst_of_2000_creates_is_paced_without_a_single_429() -> None:
     assert throttled == 0
     assert len({incident.id for incident in incidents}) == total == len(requests)
     assert sustained <= limit.refill_per_second * 1.02
+
+
+async def test_a_burst_of_background_edits_never_holds_back_a_create() -> None:
+    limit = RateLimit(per_minute=5, refill_per_second=20.0)
+    config = sim_config(rate_limit_per_minute=limit.per_minute, refill_per_second=limit.refill_per_second)
+    edits_answered = 0
+    burst_sent = asyncio.Event()
+
+    def answered(operation: str, status: int | None) -> None:
+        nonlocal edits_answered
+        edits_answered += operation == "edit_incident"
+        if edits_answered >= 3:
+            burst_sent.set()
+
+    # Fewer connections than queued edits: the edits waiting for the rate limit must not hold the create's.
+    pacing_client = IncidentIoClient(rate_limit=limit, max_connections=4, observer=Recorder(answered))
+    async with Simulator(config) as sim, pacing_client as client:
+        account = Account(base_url=sim.url, api_key=ApiKey(SECRET))
+        opened = await client.create_incident(account, create_request("open-one"))
+        edits = [
+            asyncio.ensure_future(
+                client.edit_incident(
+                    account, opened.id, EditIncidentRequest(summary=f"edit {n}"), priority=Priority.BACKGROUND
+                )
+            )
+            for n in range(30)
+        ]
+        await burst_sent.wait()
+        created = await client.create_incident(account, create_request("while-editing"))
+        await asyncio.gather(*edits)
+        order = [r.operation for r in sim.requests]
+
+    assert created.id != opened.id
+    assert not any(r.status == 429 for r in sim.requests)
+    # The create went at the next free slot, ahead of the edits still queued when it came.
+    assert order.count("edit_incident") == 30
+    assert order[order.index("create_incident", 1) :].count("edit_incident") >= 15
 
 
 def fake_incident_io(answer: Callable[[httpx.Request], httpx.Response]) -> httpx.MockTransport:

@@ -10,7 +10,7 @@ from typing import TypeVar
 import pytest
 
 from incidentio_operator.incidentio import ApiKey, RateLimit
-from incidentio_operator.incidentio.ratelimit import RateLimiter, TokenBucket
+from incidentio_operator.incidentio.ratelimit import Priority, RateLimiter, TokenBucket
 
 T = TypeVar("T")
 
@@ -222,3 +222,73 @@ async def test_no_tokens_are_banked_while_requests_are_in_flight() -> None:
     time.now += 1.0
     assert await time.run(*(limiter.acquire(key) for _ in range(3))) == [0.0, 0.0, 0.0]
     assert limiter.bucket(key).in_flight == 3
+
+
+async def test_a_foreground_caller_takes_the_first_slot_background_callers_wait_for() -> None:
+    time = VirtualTime()
+    limiter = RateLimiter(RateLimit(per_minute=1, refill_per_second=1.0), clock=time.clock, sleep=time.sleep)
+    key = ApiKey("k")
+    served: list[tuple[str, float]] = []
+
+    async def caller(name: str, priority: Priority, after: float = 0.0) -> None:
+        if after:
+            await time.sleep(after)
+        await limiter.acquire(key, priority)
+        served.append((name, time.now))
+
+    await time.run(
+        caller("first", Priority.FOREGROUND),
+        *(caller(f"update-{n}", Priority.BACKGROUND) for n in range(3)),
+        caller("create", Priority.FOREGROUND, after=0.5),
+    )
+
+    # The create came half a second after three updates had queued; it still went at the first free slot.
+    assert served == [
+        ("first", 0.0),
+        ("create", pytest.approx(1.0)),
+        ("update-0", pytest.approx(2.0)),
+        ("update-1", pytest.approx(3.0)),
+        ("update-2", pytest.approx(4.0)),
+    ]
+
+
+async def test_background_callers_leave_a_tenth_of_the_bucket_to_the_foreground() -> None:
+    time = VirtualTime()
+    limiter = RateLimiter(RateLimit(per_minute=20, refill_per_second=10.0), clock=time.clock, sleep=time.sleep)
+    key = ApiKey("k")
+
+    async def answered(priority: Priority) -> float:
+        waited = await limiter.acquire(key, priority)
+        limiter.release(key)
+        return waited
+
+    updates = await time.run(*(answered(Priority.BACKGROUND) for _ in range(19)))
+    creates = await time.run(*(answered(Priority.FOREGROUND) for _ in range(2)))
+
+    # 18 updates went at once; the 19th waited for a refill rather than take one of the last two tokens.
+    assert updates[:18] == [0.0] * 18 and updates[18] == pytest.approx(0.1)
+    assert creates == [0.0, 0.0]
+
+
+async def test_foreground_callers_alone_are_paced_as_before() -> None:
+    time = VirtualTime()
+    limiter = RateLimiter(RateLimit(per_minute=20, refill_per_second=10.0), clock=time.clock, sleep=time.sleep)
+
+    waits = await time.run(*(limiter.acquire(ApiKey("k")) for _ in range(21)))
+
+    assert waits[:20] == [0.0] * 20 and waits[20] == pytest.approx(0.1)
+
+
+async def test_a_cancelled_background_waiter_leaves_the_others_their_slots() -> None:
+    time = VirtualTime()
+    limiter = RateLimiter(RateLimit(per_minute=1, refill_per_second=1.0), clock=time.clock, sleep=time.sleep)
+    key = ApiKey("k")
+    await limiter.acquire(key)
+    waiter = asyncio.ensure_future(limiter.acquire(key, Priority.BACKGROUND))
+    await time.run(_until_sleeping(time, 1))
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+
+    assert limiter.bucket(key).background_waiting == 0
+    assert limiter.bucket(key).reserve(time.now, Priority.BACKGROUND) == pytest.approx(1.0)

@@ -46,7 +46,7 @@ GRANTED = {
         for resource in ("clusterkopfpeerings", "kopfpeerings")
         for verb in ("get", "list", "watch", "patch")
     },
-    *{("alerting.armor.dev", "dataalerts", verb) for verb in ("get", "list", "watch", "patch")},
+    *{("alerting.armor.dev", "dataalerts", verb) for verb in ("get", "list", "watch", "patch", "delete")},
     *{
         ("alerting.armor.dev", resource, verb)
         for resource in ("alertrules", "alertblackouts")

@@ -166,6 +166,7 @@ def test_a_minimal_destination_gets_every_default() -> None:
             "visibility": "public",
             "mode": "standard",
             "notifyIncidentChannel": True,
+            "updates": "On",
         },
         "connectionTest": {"onCreate": "Verify", "interval": "1h"},
         "delivery": {"mode": "Incident"},

@@ -54,6 +54,8 @@ class DataAlertSpec:
     snoozed_until: datetime.datetime | None = None
     # The alert in the detector's own UI: an alert event's source_url.
     link: str = ""
+    # Delete the alert this long after it settled (DESIGN.md §11); None: the operator's --settled-alert-ttl.
+    ttl_seconds_after_settled: int | None = None
 
     @property
     def asset_key(self) -> str:
@@ -110,7 +112,16 @@ class DataAlertSpec:
             detected_at=string(spec.get("detectedAt"), "spec.detectedAt"),
             snoozed_until=_snoozed_until(spec.get("snoozedUntil")),
             link=_link(spec.get("link")),
+            ttl_seconds_after_settled=_ttl(spec.get("ttlSecondsAfterSettled")),
         )
+
+
+def _ttl(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError("spec.ttlSecondsAfterSettled", "must be a whole number of seconds, 0 or more")
+    return value
 
 
 def _snoozed_until(value: Any) -> datetime.datetime | None:

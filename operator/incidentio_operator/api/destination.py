@@ -19,6 +19,7 @@ from incidentio_operator.api.common import (
     parse_duration,
     string,
 )
+from incidentio_operator.api.customfields import CustomFieldSource, parse_custom_fields
 
 DEFAULT_BASE_URL = "https://api.incident.io"
 DEFAULT_NAME_PREFIX = "[AnomalyArmor]"
@@ -49,6 +50,9 @@ class IncidentTemplate:
     severity: SeverityMapping = field(default_factory=SeverityMapping)
     incident_type_id: str = ""
     notify_incident_channel: bool = True
+    # DESIGN.md §11: an open incident follows its alert (edits), and custom fields filled from the alert.
+    updates: bool = True
+    custom_fields: tuple[CustomFieldSource, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,8 @@ class DestinationSpec:
                 notify_incident_channel=boolean(
                     incident.get("notifyIncidentChannel"), "spec.incident.notifyIncidentChannel", True
                 ),
+                updates=choice(incident.get("updates"), "spec.incident.updates", ("On", "Off"), "On") == "On",
+                custom_fields=parse_custom_fields(incident.get("customFields")),
             ),
             connection_test=ConnectionTest(
                 on_create=choice(
@@ -214,4 +220,10 @@ class Destination:
     @property
     def severity_ids(self) -> Mapping[str, Any]:
         value = self.status.get("severityIds")
+        return value if isinstance(value, Mapping) else {}
+
+    @property
+    def custom_field_ids(self) -> Mapping[str, Any]:
+        """``status.customFieldIds``: each configured field (as the spec names it) → its id, type and options."""
+        value = self.status.get("customFieldIds")
         return value if isinstance(value, Mapping) else {}

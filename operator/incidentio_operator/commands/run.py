@@ -85,6 +85,28 @@ def register(subparsers: Any) -> None:
         help="objects per page of the list that starts each watch (0: one response); bounds memory at startup",
     )
     parser.add_argument(
+        "--update-quiet",
+        type=float,
+        default=Settings.update_quiet,
+        metavar="SECONDS",
+        help="an open incident is edited once its alert has been quiet this long (a burst of changes: one edit)",
+    )
+    parser.add_argument(
+        "--update-longest",
+        type=float,
+        default=Settings.update_longest,
+        metavar="SECONDS",
+        help="the longest a change of an open incident's alert waits for quiet before it is sent anyway",
+    )
+    parser.add_argument(
+        "--settled-alert-ttl",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="delete settled DataAlerts this long after they settled, unless they set spec.ttlSecondsAfterSettled "
+        "(default: keep them)",
+    )
+    parser.add_argument(
         "--clock-offset",
         type=float,
         default=0.0,
@@ -111,6 +133,9 @@ def options_from(args: argparse.Namespace) -> RunOptions:
             rate_limit_refill=args.rate_limit_refill,
             shard_labels=tuple(sorted(shard.items())),
             namespaces=tuple(args.namespace),
+            update_quiet=args.update_quiet,
+            update_longest=args.update_longest,
+            settled_alert_ttl=args.settled_alert_ttl,
         ),
         incidentio_timeout=args.incidentio_timeout,
         incidentio_max_attempts=args.incidentio_max_attempts,

@@ -27,6 +27,7 @@ from incidentio_operator.controller.gate import CallGate
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.controller.noise import NoiseControl
 from incidentio_operator.controller.recorder import EventRecorder
+from incidentio_operator.controller.retention import Retention
 from incidentio_operator.controller.rules import RuleReconciler
 from incidentio_operator.controller.settings import Settings
 from incidentio_operator.controller.store import Store
@@ -34,6 +35,7 @@ from incidentio_operator.controller.tally import DeliveryTally
 from incidentio_operator.controller.tokens import AlertSourceTokens
 from incidentio_operator.controller.workqueue import ObjectKey, WorkQueue
 from incidentio_operator.decisions import delivery as lifecycle
+from incidentio_operator.decisions.delivery.model import earliest
 from incidentio_operator.decisions.routing import route
 from incidentio_operator.incidentio import (
     Account,
@@ -42,6 +44,7 @@ from incidentio_operator.incidentio import (
     IncidentIoClient,
     IncidentIoError,
     NotFound,
+    Priority,
     Unauthorized,
 )
 from incidentio_operator.kube import KubeClient
@@ -52,10 +55,14 @@ ORPHANS = "orphaned-dataalerts"
 EVENT_REASONS = {
     "Created": "IncidentCreated",
     "Closed": "IncidentClosed",
+    "Ended": "IncidentEndedInIncidentIo",
     "Failed": "DeliveryFailed",
+    "Updated": "IncidentUpdated",
+    "UpdateFailed": "IncidentUpdateFailed",
     "Firing": "AlertFiring",
     "Resolved": "AlertResolved",
 }
+BACKGROUND, FOREGROUND = Priority.BACKGROUND, Priority.FOREGROUND
 
 
 class AlertReconciler:
@@ -98,6 +105,7 @@ class AlertReconciler:
         # Incidents found over in incident.io and not yet recorded, per alert: (label, epoch) -> how.
         self._ended: dict[ObjectRef, dict[tuple[str, int], str]] = {}
         self._noise = noise
+        self._retention = Retention(kube, metrics, clock)
 
     async def reconcile(self, ref: ObjectRef) -> None:
         alert = self._store.alerts.get(ref)
@@ -151,8 +159,9 @@ class AlertReconciler:
         if not holds and FINALIZER in alert.finalizers:
             remaining = [name for name in alert.finalizers if name != FINALIZER]
             metadata = {"finalizers": remaining, "labels": {OWNER_LABEL: None}}
-            await self._write(alert, {"metadata": {**metadata, "resourceVersion": alert.resource_version}})
+            alert = await self._write(alert, {"metadata": {**metadata, "resourceVersion": alert.resource_version}})
         self._forget_recorded_ends(ref, context.ended)
+        requeue = earliest(requeue, await self._retention.expire(alert))
         if requeue is not None:
             jitter = random.uniform(0, min(requeue * 0.1, 2.0))
             self._queue.add_after((ALERTS, ref), requeue + jitter)
@@ -183,6 +192,8 @@ class AlertReconciler:
             keys_held=frozenset(ref for ref in destinations if self._credentials.held(ref) or self._tokens.held(ref)),
             ended=self._ended.get(alert.ref, {}),
             outside_shard=self._outside_shard(alert),
+            update_timing=lifecycle.UpdateTiming(self._settings.update_quiet, self._settings.update_longest),
+            settled_ttl=self._settings.settled_alert_ttl,
         )
 
     def _outside_shard(self, alert: DataAlert) -> str:
@@ -210,15 +221,18 @@ class AlertReconciler:
             if isinstance(action, lifecycle.SendAlertEvent):
                 return await self._send_alert_event(action, destination)
             account = await self._credentials.account(destination, closing=lifecycle.closes(action))
-            if isinstance(action, lifecycle.CloseIncident):
+            if isinstance(action, lifecycle.CloseIncident | lifecycle.UpdateIncident):
+                update = action if isinstance(action, lifecycle.UpdateIncident) else None
+                # Keeping an open incident current waits behind this key's creates and closes (Priority).
+                priority = BACKGROUND if update else FOREGROUND
                 try:
-                    await self._incidentio.edit_incident(account, action.incident_id, action.request)
+                    await self._incidentio.edit_incident(account, action.incident_id, action.request, priority=priority)
                 except IncidentIoError as error:
                     how = await self._ended_instead(account, action.incident_id, destination, error)
                     if not how:
                         raise
                     return lifecycle.Outcome(action.label, action.epoch, ended=how)
-                return lifecycle.Outcome(action.label, action.epoch, closed=True)
+                return lifecycle.Outcome(action.label, action.epoch, closed=update is None, update=update)
             incident = await self._incidentio.create_incident(account, action.request)
             closed = False
             if action.then_close and destination.spec is not None and destination.spec.closed_status_id:
@@ -228,7 +242,8 @@ class AlertReconciler:
         except IncidentIoError as error:
             if isinstance(error, Unauthorized | Forbidden):
                 self._gate.hold(action.destination)
-            return lifecycle.Outcome(action.label, action.epoch, error=error)
+            update = action if isinstance(action, lifecycle.UpdateIncident) else None
+            return lifecycle.Outcome(action.label, action.epoch, error=error, update=update)
 
     async def _usable(self, destination: Destination, action: lifecycle.Action) -> bool:
         """The action's credential is in hand: the alert source token for an alert event, else the API key."""
@@ -333,6 +348,9 @@ class AlertReconciler:
             self._noise.held(alert, event)  # held back: no incident, nothing for the destination to count
             return
         label = str(event.destination)
+        if event.action in ("Updated", "UpdateFailed"):
+            self._update_recorded(alert, event, post_event=post_event)
+            return
         if event.action == "Created":
             self._metrics.incidents_created.labels(label).inc()
         elif event.action == "Closed":
@@ -354,3 +372,11 @@ class AlertReconciler:
             kind = "Warning" if event.action == "Failed" else "Normal"
             reason = EVENT_REASONS.get(event.action, "IncidentLeftOpen")
             self._recorder.post(involved, kind, reason, f"{event.message} ({label})")
+
+    def _update_recorded(self, alert: DataAlert, event: lifecycle.DeliveryEvent, *, post_event: bool) -> None:
+        """An edit of an open incident: counted by outcome, and an Event on the alert (not a delivery of its own)."""
+        self._metrics.incident_updates.labels(str(event.destination), event.action).inc()
+        involved = self._store.alerts.reference(alert.ref)
+        if involved is not None and post_event:
+            kind = "Warning" if event.action == "UpdateFailed" else "Normal"
+            self._recorder.post(involved, kind, EVENT_REASONS[event.action], f"{event.message} ({event.destination})")

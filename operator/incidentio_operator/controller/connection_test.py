@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from incidentio_operator.api import DestinationSpec
 from incidentio_operator.decisions.connection_test import (
     TestResult,
@@ -10,6 +12,7 @@ from incidentio_operator.decisions.connection_test import (
     missing_roles,
     resolve_severities,
 )
+from incidentio_operator.decisions.customfields import match_field, resolve_custom_fields
 from incidentio_operator.incidentio import (
     Account,
     CreateIncidentRequest,
@@ -27,7 +30,10 @@ async def run_connection_test(
     create_test_incident: bool,
     test_key: str,
 ) -> TestResult:
-    """``Verify``: identity, statuses, severities; ``CreateTestIncident``: also a test incident, closed again."""
+    """``Verify``: identity, statuses, severities, custom fields; ``CreateTestIncident``: also a test incident.
+
+    The test incident is closed again at once.
+    """
     try:
         identity = await client.identity(account)
         lacking = missing_roles(identity)
@@ -41,6 +47,9 @@ async def run_connection_test(
         severity_ids, problem = resolve_severities(spec, severities)
         if problem:
             return TestResult(False, "SeverityNotFound", problem, identity.name, identity.roles, closed_status)
+        custom_field_ids, reason, problem = await _resolve_custom_fields(client, account, spec)
+        if problem:
+            return TestResult(False, reason, problem, identity.name, identity.roles, closed_status, severity_ids)
         reference = ""
         message = f"Verified: API key {identity.name!r} with roles {', '.join(identity.roles)}"
         if create_test_incident:
@@ -75,4 +84,25 @@ async def run_connection_test(
         closed_status,
         severity_ids,
         reference,
+        custom_field_ids=custom_field_ids,
     )
+
+
+async def _resolve_custom_fields(
+    client: IncidentIoClient, account: Account, spec: DestinationSpec
+) -> tuple[dict[str, Any], str, str]:
+    """spec.incident.customFields resolved (GET /v2/custom_fields, and each select field's options), or why not.
+
+    No call at all for a destination that sets no custom fields.
+    """
+    sources = spec.incident.custom_fields
+    if not sources:
+        return {}, "", ""
+    fields = await client.list_custom_fields(account)
+    named = [match_field(source.field, fields) for source in sources]
+    options = {
+        field.id: await client.list_custom_field_options(account, field.id)
+        for field in named
+        if field is not None and field.takes_options
+    }
+    return resolve_custom_fields(sources, fields, options)

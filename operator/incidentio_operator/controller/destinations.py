@@ -244,6 +244,7 @@ class DestinationReconciler:
             **setup.status,
             "closedStatus": _closed_status(result, status),
             "severityIds": dict(result.severity_ids) if result.ok else status.get("severityIds") or {},
+            "customFieldIds": _replacing(status.get("customFieldIds"), result.custom_field_ids) if result.ok else {},
             **self._conditions(destination, result.ok, result.reason, result.message, stalled=not result.retryable),
         }
         await self._write(destination, fields)
@@ -305,6 +306,16 @@ class DestinationReconciler:
         after = Destination.from_body(body)
         if self._store.destinations.upsert(after, body):
             self._status_changed(ref, before, after)
+
+
+def _replacing(old: Any, new: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch (RFC 7386) turning ``old`` into ``new``: what ``old`` has and ``new`` lacks is nulled, so
+    a field or option gone from incident.io is gone from the status too (a plain merge would keep it)."""
+    patch: dict[str, Any] = {key: None for key in (old if isinstance(old, Mapping) else {}) if key not in new}
+    for key, value in new.items():
+        before = old.get(key) if isinstance(old, Mapping) else None
+        patch[key] = _replacing(before, value) if isinstance(value, Mapping) else value
+    return patch
 
 
 def _requested(destination: Destination) -> str:

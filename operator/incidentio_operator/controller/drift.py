@@ -5,7 +5,7 @@ the reads made with one API key together stay within ``DRIFT_SHARE`` (5 %) of th
 (incident.io: 1,200 a minute, refilled at 20/s, so one read a second at most). The budget is a token
 bucket per API key, taken before each read; with more open incidents than it allows, each incident is
 read less often (oldest check first), never the budget exceeded. The reads still go through the
-client's own per-key pacing, so they also count against the key's whole limit.
+client's own per-key pacing, so they also count against the key's whole limit, behind its creates and closes.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.controller.store import Store
 from incidentio_operator.decisions import delivery as lifecycle
-from incidentio_operator.incidentio import ApiKey, Incident, IncidentIoClient, IncidentIoError, NotFound
+from incidentio_operator.incidentio import ApiKey, Incident, IncidentIoClient, IncidentIoError, NotFound, Priority
 from incidentio_operator.kube import KubeError
 
 logger = logging.getLogger("incidentio_operator.controller.drift")
 
 DRIFT_SHARE = 0.05
-# A bucket of two reads: over any minute the reads stay within the share, give or take one read.
-BURST = 2.0
+# Seconds between two rounds of checks.
+TICK = 5.0
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,20 @@ class OpenIncident:
     incident_id: str
 
 
-class _Budget:
-    """A token bucket of reads for one API key."""
+class ReadBudget:
+    """A token bucket of drift-check reads for one API key: ``rate`` reads a second.
 
-    def __init__(self, rate: float, now: float) -> None:
-        self._rate, self._tokens, self._at = rate, BURST, now
+    It holds one round's worth (``rate * tick``, at least 2): a round every ``tick`` seconds can spend
+    what accrued since the last, so the reads use the whole share and, over any window, exceed it by
+    at most one round's worth.
+    """
+
+    def __init__(self, rate: float, now: float, tick: float = TICK) -> None:
+        self.capacity = max(2.0, rate * tick)
+        self._rate, self._tokens, self._at = rate, self.capacity, now
 
     def take(self, now: float) -> bool:
-        self._tokens = min(BURST, self._tokens + (now - self._at) * self._rate)
+        self._tokens = min(self.capacity, self._tokens + (now - self._at) * self._rate)
         self._at = now
         if self._tokens < 1.0:
             return False
@@ -78,13 +84,13 @@ class DriftChecker:
         self._rate = key_refill_per_second * DRIFT_SHARE
         self._cross = allow_cross_namespace
         self._monotonic = monotonic
-        self._budgets: dict[ApiKey, _Budget] = {}
+        self._budgets: dict[ApiKey, ReadBudget] = {}
         # When each open incident was last read (or first seen open).
         self._checked: dict[OpenIncident, float] = {}
 
-    async def run(self, tick: float = 5.0) -> None:
+    async def run(self) -> None:
         while True:
-            await asyncio.sleep(tick)
+            await asyncio.sleep(TICK)
             try:
                 await self.check_due()
             except (KubeError, IncidentIoError) as exc:
@@ -118,7 +124,7 @@ class DriftChecker:
         self, destination: Destination, due: list[OpenIncident], now: float
     ) -> list[tuple[Destination, OpenIncident]]:
         account = await self._credentials.account(destination)
-        budget = self._budgets.setdefault(account.api_key, _Budget(self._rate, now))
+        budget = self._budgets.setdefault(account.api_key, ReadBudget(self._rate, now))
         taken = []
         for incident in due:
             if not budget.take(now):
@@ -140,7 +146,10 @@ class DriftChecker:
         label = str(destination.ref)
         try:
             account = await self._credentials.account(destination)
-            found: Incident | None = await self._incidentio.get_incident(account, incident.incident_id)
+            # A read waits behind the key's creates and closes (Priority.BACKGROUND): it never delays one.
+            found: Incident | None = await self._incidentio.get_incident(
+                account, incident.incident_id, priority=Priority.BACKGROUND
+            )
         except NotFound:
             found = None
         except (IncidentIoError, KubeError) as exc:

@@ -193,6 +193,10 @@ class Controller:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
+            # kopf gives no sign of a relist that came back empty (every rule deleted while the watch
+            # was down): the few rules, destinations and blackouts are checked against a list each sweep.
+            for resource in (RULES, DESTINATIONS, BLACKOUTS):
+                await self.resync.resync(resource)
             for destination in self.store.destinations.live():
                 self.queue.add((DESTINATIONS, destination.ref))
             for alert in self.store.alerts.live():

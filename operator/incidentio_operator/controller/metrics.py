@@ -102,6 +102,17 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.incident_updates = Counter(
+            f"{PREFIX}_incident_updates",
+            "Edits of open incidents that follow their alert, by result (Updated or UpdateFailed).",
+            ["destination", "result"],
+            registry=r,
+        )
+        self.settled_alerts_deleted = Counter(
+            f"{PREFIX}_settled_alerts_deleted",
+            "Settled DataAlerts deleted once their retention period (ttlSecondsAfterSettled) ran out.",
+            registry=r,
+        )
 
     # incidentio.RequestObserver
     def request_finished(self, operation: str, status: int | None, seconds: float) -> None:

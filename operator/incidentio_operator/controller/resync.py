@@ -5,7 +5,9 @@ resourceVersion it saw, as when an API server restarts or is upgraded), after a 
 and when a paused standby replica becomes active. It hands the listed objects to the handlers as
 events of type None, but says nothing of the objects missing from the list: an object deleted while
 the watch was down would stay in the store for good (a deleted rule would keep routing). So when kopf
-lists, the controller lists the same kind itself and forgets what that list does not contain.
+lists, the controller lists the same kind itself and forgets what that list does not contain. A relist
+that lists nothing hands nothing over, so the small kinds (rules, destinations, blackouts) are also
+resynced on every sweep; alerts, which may be tens of thousands, only after a relist.
 """
 
 from __future__ import annotations

@@ -24,6 +24,13 @@ class Settings:
     summary_delay: float = 2.0
     # The namespaces the operator watches (kopf patterns); empty means the whole cluster.
     namespaces: tuple[str, ...] = ()
+    # An open incident's edit goes once its alert has been quiet this long, at most update_longest after
+    # the first change (a burst of spec changes is one edit).
+    update_quiet: float = 3.0
+    update_longest: float = 30.0
+    # Settled DataAlerts that set no spec.ttlSecondsAfterSettled are deleted this long after settling
+    # (None: kept).
+    settled_alert_ttl: float | None = None
 
     # Sharding (--shard-label): only DataAlerts carrying every one of these labels are this replica's to
     # route; alerts that leave the shard while holding incidents it opened are still finished by it.

@@ -27,6 +27,8 @@ class TestResult:
     severity_ids: Mapping[str, object] = field(default_factory=dict)
     incident_reference: str = ""
     retryable: bool = False
+    # status.customFieldIds (decisions.customfields.resolve_custom_fields).
+    custom_field_ids: Mapping[str, object] = field(default_factory=dict)
 
 
 def check_closed_status(closed_status_id: str, statuses: Sequence[IncidentStatus]) -> tuple[IncidentStatus | None, str]:

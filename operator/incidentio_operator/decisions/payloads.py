@@ -1,4 +1,4 @@
-"""Pure: the incident incident.io receives for an alert — name, summary, severity, idempotency key."""
+"""Pure: the incident incident.io receives for an alert — name, summary, severity, custom fields, idempotency key."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from incidentio_operator.api import Change, DataAlertSpec, DestinationSpec, ObjectRef
+from incidentio_operator.incidentio.customfields import CustomFieldEntryPayload
 from incidentio_operator.incidentio.models import CreateIncidentRequest
 
 # The product's own bound on the summary: the reference spec (IncidentsCreatePayloadV2.summary) sets no
@@ -119,7 +120,9 @@ def create_request(
     resolved_severities: Mapping[str, Any],
     rules: Sequence[str],
     key: str,
+    custom_fields: Sequence[CustomFieldEntryPayload] = (),
 ) -> CreateIncidentRequest:
+    """The create for an alert; ``custom_fields`` are the destination's values for it (decisions/customfields.py)."""
     return CreateIncidentRequest(
         idempotency_key=key,
         name=incident_name(destination.incident.name_prefix, alert.title),
@@ -128,4 +131,5 @@ def create_request(
         visibility=destination.incident.visibility,
         severity_id=severity_id(alert.severity, resolved_severities),
         incident_type_id=destination.incident.incident_type_id or None,
+        custom_field_entries=tuple(custom_fields),
     )

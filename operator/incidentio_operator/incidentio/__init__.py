@@ -37,7 +37,7 @@ from incidentio_operator.incidentio.models import (
     IncidentStatus,
     Severity,
 )
-from incidentio_operator.incidentio.ratelimit import ALERT_SOURCE_RATE_LIMIT, RateLimit
+from incidentio_operator.incidentio.ratelimit import ALERT_SOURCE_RATE_LIMIT, Priority, RateLimit
 
 __all__ = [
     "ALERT_SOURCE_RATE_LIMIT",
@@ -66,6 +66,7 @@ __all__ = [
     "IncidentIoError",
     "IncidentStatus",
     "NotFound",
+    "Priority",
     "RateLimit",
     "RateLimited",
     "RequestObserver",

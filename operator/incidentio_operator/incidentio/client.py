@@ -35,7 +35,7 @@ from incidentio_operator.incidentio.models import (
     Severity,
 )
 from incidentio_operator.incidentio.parsing import list_of
-from incidentio_operator.incidentio.ratelimit import ALERT_SOURCE_RATE_LIMIT, RateLimit, RateLimiter
+from incidentio_operator.incidentio.ratelimit import ALERT_SOURCE_RATE_LIMIT, Priority, RateLimit, RateLimiter
 from incidentio_operator.incidentio.retry import backoff_delay, parse_retry_after
 from incidentio_operator.incidentio.transport import AiohttpTransport
 
@@ -61,9 +61,12 @@ class IncidentIoClient:
 
     Calls with an API key are paced per key (``rate_limit``), alert events and heartbeat pings per alert
     source (``alert_source_rate_limit``), each with its own token bucket; a 429 pauses that bucket for
-    its Retry-After. Network errors, timeouts, 429 and 5xx are retried up to ``max_attempts``; other 4xx
-    are raised at once. Every call raises an ``IncidentIoError`` subclass on failure, and the observer
-    hears of each attempt under the call's operation name.
+    its Retry-After. Calls made with ``Priority.BACKGROUND`` (edits that keep an open incident current,
+    reads of open incidents) share the key's bucket but wait behind every foreground call (creates,
+    closes), and have connection slots of their own, so a burst of them never delays a create.
+    Network errors, timeouts, 429 and 5xx are retried up to ``max_attempts``; other 4xx are raised at
+    once. Every call raises an ``IncidentIoError`` subclass on failure, and the observer hears of each
+    attempt under the call's operation name.
     """
 
     def __init__(
@@ -135,14 +138,24 @@ class IncidentIoClient:
         body = await self._call(account, "create_incident", "POST", "/v2/incidents", request.to_json())
         return _parse("create_incident", Incident.from_json, body)
 
-    async def get_incident(self, account: Account, incident_id: str) -> Incident:
+    async def get_incident(
+        self, account: Account, incident_id: str, *, priority: Priority = Priority.FOREGROUND
+    ) -> Incident:
         path = f"/v2/incidents/{quote(incident_id, safe='')}"
-        body = await self._call(account, "show_incident", "GET", path)
+        body = await self._call(account, "show_incident", "GET", path, priority=priority)
         return _parse("show_incident", Incident.from_json, body)
 
-    async def edit_incident(self, account: Account, incident_id: str, request: EditIncidentRequest) -> Incident:
+    async def edit_incident(
+        self,
+        account: Account,
+        incident_id: str,
+        request: EditIncidentRequest,
+        *,
+        priority: Priority = Priority.FOREGROUND,
+    ) -> Incident:
+        """POST /v2/incidents/{id}/actions/edit: a close (foreground), or an update of an open incident (background)."""
         path = f"/v2/incidents/{quote(incident_id, safe='')}/actions/edit"
-        body = await self._call(account, "edit_incident", "POST", path, request.to_json())
+        body = await self._call(account, "edit_incident", "POST", path, request.to_json(), priority=priority)
         return _parse("edit_incident", Incident.from_json, body)
 
     async def get_alert_source(self, account: Account, alert_source_id: str) -> AlertSource:
@@ -189,10 +202,19 @@ class IncidentIoClient:
         path = f"/v2/heartbeat/{quote(source.config_id, safe='')}/ping"
         await self._send_with_token(source, "ping_heartbeat", "POST", path)
 
-    async def _call(self, account: Account, operation: str, method: str, path: str, payload: object = None) -> object:
+    async def _call(
+        self,
+        account: Account,
+        operation: str,
+        method: str,
+        path: str,
+        payload: object = None,
+        *,
+        priority: Priority = Priority.FOREGROUND,
+    ) -> object:
         secret = account.api_key.reveal()
         pacing = (self._limiter, account.api_key)
-        response = await self._request(operation, method, account.base_url, path, secret, pacing, payload)
+        response = await self._request(operation, method, account.base_url, path, secret, pacing, payload, priority)
         return _json(operation, response)
 
     async def _send_with_token(
@@ -210,6 +232,7 @@ class IncidentIoClient:
         secret: str,
         pacing: tuple[RateLimiter, Hashable],
         payload: object,
+        priority: Priority = Priority.FOREGROUND,
     ) -> httpx.Response:
         """The successful response, after pacing and retries; raises the last error otherwise."""
         limiter, pace_key = pacing
@@ -224,8 +247,8 @@ class IncidentIoClient:
             attempt += 1
             # A token is taken only with a connection in hand, so a request leaves the moment its slot comes:
             # a queue between the two would bunch requests up and empty the server's bucket before ours.
-            async with self._connections_for(pace_key):
-                waited = await limiter.acquire(pace_key)
+            async with self._connections_for(pace_key, priority):
+                waited = await limiter.acquire(pace_key, priority)
                 try:
                     if waited > 0 and self._observer is not None:
                         self._observer.rate_limit_waited(waited)
@@ -251,12 +274,13 @@ class IncidentIoClient:
             if delay > 0:
                 await self._sleep(delay)
 
-    def _connections_for(self, pace_key: Hashable) -> asyncio.Semaphore:
-        # Per key, so callers queued behind one key's rate limit never hold connections another key needs.
+    def _connections_for(self, pace_key: Hashable, priority: Priority) -> asyncio.Semaphore:
+        # Per key, so callers queued behind one key's rate limit never hold connections another key needs;
+        # and per priority, so background callers queued behind the foreground never hold a create's slot.
         # It also keeps httpcore's own queue short: its pool rescans every queued request on each change.
-        slots = self._connection_slots.get(pace_key)
+        slots = self._connection_slots.get((pace_key, priority))
         if slots is None:
-            slots = self._connection_slots[pace_key] = asyncio.Semaphore(self._max_connections)
+            slots = self._connection_slots[(pace_key, priority)] = asyncio.Semaphore(self._max_connections)
         return slots
 
     async def _send(

@@ -173,6 +173,14 @@ class KubeClient:
         result: dict[str, Any] = await self.request("PATCH", path, json=patch, headers={"Content-Type": MERGE_PATCH})
         return result
 
+    async def delete(
+        self, api_version: str, plural: str, namespace: str | None, name: str, *, preconditions: Mapping[str, str]
+    ) -> None:
+        """DELETE the object only while it is the one named by ``preconditions`` (DeleteOptions: uid,
+        resourceVersion); KubeError 409 when it changed since, 404 when it is gone."""
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": dict(preconditions)}
+        await self.request("DELETE", resource_path(api_version, plural, namespace, name), json=body)
+
     async def post_event(
         self,
         involved: Mapping[str, Any],

@@ -10,6 +10,7 @@ from typing import TextIO
 from incidentio_operator.kubectl.cluster import Cluster, PluginError
 from incidentio_operator.kubectl.connection import run_test
 from incidentio_operator.kubectl.incidents import list_incidents
+from incidentio_operator.kubectl.uninstall import uninstall
 from incidentio_operator.kubectl.why import explain
 
 # Exit statuses: 0 the answer is good, 1 it is not (a failed test, no answer in time), 2 the command could
@@ -61,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[connection],
         help="alerts with open incidents, with references and permalinks (every namespace unless -n)",
     )
+    remove = commands.add_parser(
+        "uninstall",
+        parents=[connection],
+        help="what would stay open in incident.io without the operator, and the objects its finalizers hold",
+        description="List the open incidents and the DataAlerts and IncidentIoDestinations that hold the "
+        "operator's finalizers (every namespace unless -n). Exit 1 while any does; with --release-finalizers, "
+        "remove them (only once the operator is stopped for good: their incidents stay open in incident.io).",
+    )
+    remove.add_argument(
+        "--release-finalizers", action="store_true", help="remove the operator's finalizers from those objects"
+    )
     return parser
 
 
@@ -76,6 +88,8 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
                 return run_test(cluster, args.destination, out, timeout=args.timeout)
             if args.command == "why":
                 return explain(cluster, args.alert, out, allow_cross_namespace=args.allow_cross_namespace)
+            if args.command == "uninstall":
+                return uninstall(cluster, args.namespace, out, release=args.release_finalizers)
             return list_incidents(cluster, args.namespace, out)
         finally:
             cluster.close()

@@ -68,9 +68,10 @@ def _fields(schema: Mapping[str, Any], path: str) -> Iterator[tuple[str, Mapping
         child_path = f"{path}.{name}"
         yield child_path, child, name in required
         yield from _fields(child, child_path)
-        items = child.get("items")
-        if isinstance(items, dict) and items.get("type") == "object":
-            yield from _fields(items, f"{child_path}[]")
+        for inner in (child.get("items"), child.get("additionalProperties")):
+            # A list's items and a map's values, when they are objects: their fields under ``path[]``.
+            if isinstance(inner, dict) and inner.get("type") == "object":
+                yield from _fields(inner, f"{child_path}[]")
 
 
 def _row(path: str, node: Mapping[str, Any], required: bool) -> str:

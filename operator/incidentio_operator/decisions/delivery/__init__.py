@@ -30,6 +30,7 @@ from incidentio_operator.decisions.delivery.model import (
     retry_delay,
 )
 from incidentio_operator.decisions.delivery.plan import close_request, plan
+from incidentio_operator.decisions.delivery.record import UpdateIncident, UpdateTiming
 from incidentio_operator.decisions.delivery.settle import settle
 
 __all__ = [
@@ -49,6 +50,8 @@ __all__ = [
     "SendAlertEvent",
     "Settlement",
     "State",
+    "UpdateIncident",
+    "UpdateTiming",
     "close_request",
     "closes",
     "closing",

@@ -10,6 +10,7 @@ from typing import Any
 
 from incidentio_operator.api import CLOSING_STATES, DataAlert, Destination, ObjectRef
 from incidentio_operator.api.alertsource import ALERT_EVENT_MODE
+from incidentio_operator.decisions.delivery.record import PendingUpdate, SentRecord, UpdateIncident, UpdateTiming
 from incidentio_operator.decisions.routing import Routing
 from incidentio_operator.decisions.suppression import NoiseFacts, Verdict
 from incidentio_operator.incidentio.alertsources import AlertEvent
@@ -71,6 +72,13 @@ class Delivery:
     # "" for an incident (the mode every delivery had before alert events), ALERT_EVENT_MODE for an alert event.
     mode: str = ""
     deduplication_key: str = ""
+    # The incident following its alert (updates.py): what it holds, the edit waiting to go, the edits made,
+    # and custom fields left unset (a note, not a failure).
+    sent: SentRecord | None = None
+    pending_update: PendingUpdate | None = None
+    last_updated_at: str = ""
+    updates: int = 0
+    note: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -99,6 +107,11 @@ class Delivery:
             "message": self.message,
             "inFavourOf": self.in_favour_of,
             "reevaluateAt": self.reevaluate_at,
+            "sent": self.sent.to_json() if self.sent else None,
+            "pendingUpdate": self.pending_update.to_json() if self.pending_update else None,
+            "lastUpdatedAt": self.last_updated_at,
+            "updates": self.updates,
+            "note": self.note,
         }
         data.update({key: value for key, value in optional.items() if value})
         return data
@@ -133,6 +146,11 @@ class Delivery:
             reevaluate_at=str(data.get("reevaluateAt") or ""),
             mode=str(data.get("mode") or ""),
             deduplication_key=str(data.get("deduplicationKey") or ""),
+            sent=SentRecord.from_json(data.get("sent")),
+            pending_update=PendingUpdate.from_json(data.get("pendingUpdate")),
+            last_updated_at=str(data.get("lastUpdatedAt") or ""),
+            updates=int(data.get("updates") or 0),
+            note=str(data.get("note") or ""),
         )
 
     @property
@@ -196,7 +214,7 @@ class SendAlertEvent:
     event: AlertEvent
 
 
-Action = OpenIncident | CloseIncident | SendAlertEvent
+Action = OpenIncident | CloseIncident | UpdateIncident | SendAlertEvent
 
 
 def closes(action: Action) -> bool:
@@ -204,7 +222,7 @@ def closes(action: Action) -> bool:
     resolves an alert."""
     if isinstance(action, SendAlertEvent):
         return action.event.status == "resolved"
-    return isinstance(action, CloseIncident) or action.then_close
+    return isinstance(action, CloseIncident) or (isinstance(action, OpenIncident) and action.then_close)
 
 
 @dataclass(frozen=True)
@@ -220,13 +238,16 @@ class Outcome:
     ended: str = ""
     # Mode AlertEvent: the status of the event incident.io accepted (firing or resolved).
     event_status: str = ""
+    # Set for the outcome of an edit that kept an open incident current.
+    update: UpdateIncident | None = None
 
 
 @dataclass(frozen=True)
 class DeliveryEvent:
     """Something a human wants to see in ``kubectl describe`` and in the destination's counters."""
 
-    action: str  # Created | Closed | Ended | Failed | LeftOpen | Suppressed | Deferred | Firing | Resolved
+    # Created | Closed | Ended | Failed | LeftOpen | Suppressed | Deferred | Updated | UpdateFailed | Firing | Resolved
+    action: str
     destination: ObjectRef
     reference: str
     message: str
@@ -249,6 +270,9 @@ class AlertContext:
     ended: Mapping[tuple[str, int], str] = field(default_factory=dict)
     # Set (to why) when the alert has left this replica's shard: it only finishes the incidents it opened.
     outside_shard: str = ""
+    update_timing: UpdateTiming = field(default_factory=UpdateTiming)
+    # The operator's --settled-alert-ttl in seconds (None: settled alerts are kept), for alerts that set none.
+    settled_ttl: float | None = None
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,9 @@ from incidentio_operator.decisions.delivery.model import (
     unchanged_since_failure,
 )
 from incidentio_operator.decisions.delivery.readiness import alert_status
-from incidentio_operator.decisions.payloads import create_request, idempotency_key
+from incidentio_operator.decisions.delivery.record import UpdateIncident
+from incidentio_operator.decisions.delivery.updates import follow_alert, opening, wanted_incident
+from incidentio_operator.decisions.payloads import idempotency_key
 from incidentio_operator.decisions.routing import Route
 from incidentio_operator.incidentio.models import CreateIncidentRequest, EditIncidentRequest
 
@@ -62,17 +64,22 @@ def plan(context: AlertContext) -> Plan:
         holds = any(d.holds_incident for d in draft.deliveries)
         status = alert_status(context, epoch, observed_state, draft.deliveries)
         return Plan(status, (), holds, None, epoch, tuple(draft.deliveries))
-    if not closing(alert) and context.routing is not None and not context.outside_shard:
+    routed = not closing(alert) and context.routing is not None and not context.outside_shard
+    if routed and context.routing is not None:
         for route in context.routing.routes:
             _open_routed(context, route, draft)
     draft.deliveries = release_held(context, draft.deliveries, epoch)
     _record_ended(context, draft)
+    if routed:
+        # After _record_ended: an incident a responder ended is never edited.
+        _follow_alert(context, draft)
     _forget_unsent(alert, draft)
     for index in range(len(draft.deliveries)):
         _close_finished(context, index, draft)
     deliveries = prune(draft.deliveries, epoch)
     needs_finalizer = any(d.holds_incident for d in deliveries) or bool(draft.actions)
-    status = alert_status(context, epoch, observed_state, deliveries, acting=bool(draft.actions))
+    acting = any(not isinstance(action, UpdateIncident) for action in draft.actions)
+    status = alert_status(context, epoch, observed_state, deliveries, acting=acting)
     return Plan(
         status, tuple(draft.actions), needs_finalizer, draft.requeue, epoch, tuple(deliveries), tuple(draft.events)
     )
@@ -159,13 +166,22 @@ def _open_routed(context: AlertContext, route: Route, draft: _Draft) -> None:
         draft.wait(wait)
         return
     assert destination is not None
-    draft.deliveries[index] = _attempt(delivery, alert, destination, state=State.PENDING)
+    attempt = _attempt(delivery, alert, destination, state=State.PENDING)
     if delivery.alert_event:
+        draft.deliveries[index] = attempt
         draft.actions.append(alertevents.send(context, delivery, destination, "firing"))
         return
-    draft.actions.append(
-        OpenIncident(route.destination, label, draft.epoch, _create_request(context, destination, delivery))
-    )
+    draft.deliveries[index], request = opening(context, destination, attempt)
+    draft.actions.append(OpenIncident(route.destination, label, draft.epoch, request))
+
+
+def _follow_alert(context: AlertContext, draft: _Draft) -> None:
+    """Open incidents of this epoch follow their alert: a coalesced edit of what changed (updates.py)."""
+    for index, delivery in enumerate(draft.deliveries):
+        step = follow_alert(context, delivery, draft.epoch)
+        draft.deliveries[index] = step.delivery
+        draft.actions.extend([step.action] if step.action else [])
+        draft.wait(step.requeue_after)
 
 
 def _record_ended(context: AlertContext, draft: _Draft) -> None:
@@ -264,11 +280,7 @@ def _attempt(
 
 
 def _create_request(context: AlertContext, destination: Destination, delivery: Delivery) -> CreateIncidentRequest:
-    alert = context.alert
-    assert alert.spec is not None and destination.spec is not None
-    return create_request(
-        alert.spec, alert.ref, destination.spec, destination.severity_ids, delivery.rules, delivery.idempotency_key
-    )
+    return wanted_incident(context, destination, delivery)[0]
 
 
 def close_request(destination: Destination) -> EditIncidentRequest:

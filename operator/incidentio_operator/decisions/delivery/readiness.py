@@ -8,6 +8,8 @@ from typing import Any
 from incidentio_operator.api import ready_conditions
 from incidentio_operator.decisions.delivery.ended import ENDED_REASON
 from incidentio_operator.decisions.delivery.model import HELD_STATES, AlertContext, Delivery, State, closing
+from incidentio_operator.decisions.delivery.retention import retention_status
+from incidentio_operator.decisions.delivery.updates import open_note
 
 
 def alert_status(
@@ -42,6 +44,7 @@ def alert_status(
             now=context.now,
         ),
     }
+    status.update(retention_status(alert, epoch, deliveries, context.settled_ttl, context.now))
     return status
 
 
@@ -78,7 +81,7 @@ def _readiness(
         return False, "Delivering", "opening incidents in incident.io", True
     held = [d for d in current if d.state in HELD_STATES]
     ended = [d for d in current if d.reason == ENDED_REASON]
-    opened = [_delivered(d) for d in current if d.state not in HELD_STATES and d.reason != ENDED_REASON]
+    opened = [_opened(d) for d in current if d.state not in HELD_STATES and d.reason != ENDED_REASON]
     noted = [f"{d.destination}: {d.state}: {d.message}" for d in held]
     if ended and not opened:
         # A responder ended it: the operator leaves it so, and opens no other until the alert triggers again.
@@ -134,10 +137,11 @@ def _closing_readiness(context: AlertContext, deliveries: Sequence[Delivery]) ->
     return True, "Resolved", "the alert is resolved; no incident was open", False
 
 
-def _delivered(delivery: Delivery) -> str:
+def _opened(delivery: Delivery) -> str:
     if delivery.alert_event:
         return f"alert {delivery.deduplication_key} firing in {delivery.destination}"
-    return f"incident {delivery.reference} open in {delivery.destination}"
+    note = open_note(delivery)
+    return f"incident {delivery.reference} open in {delivery.destination}" + (f" ({note})" if note else "")
 
 
 def _closed_words(delivery: Delivery) -> str:

@@ -23,6 +23,7 @@ from incidentio_operator.decisions.delivery.model import (
     retry_delay,
 )
 from incidentio_operator.decisions.delivery.readiness import alert_status
+from incidentio_operator.decisions.delivery.updates import settle_update
 from incidentio_operator.incidentio.errors import Forbidden, IncidentIoError, RateLimited, Unauthorized
 
 
@@ -72,6 +73,11 @@ def settle(context: AlertContext, executed: Plan, outcomes: Sequence[Outcome]) -
     for outcome in outcomes:
         index = index_of.get((outcome.label, outcome.epoch))
         if index is None:
+            continue
+        if outcome.update is not None:
+            deliveries[index], delay, event = settle_update(context, deliveries[index], outcome)
+            requeue = earliest(requeue, delay)
+            events.extend([event] if event else [])
             continue
         was_pending = executed.deliveries[index].state is State.PENDING
         if outcome.error is None:
