@@ -77,6 +77,7 @@ def test_a_triggered_alert_sends_one_firing_event_under_a_key_recorded_before_th
     assert recorded["mode"] == "AlertEvent" and recorded["deduplicationKey"] == key
     assert recorded["state"] == "Pending" and recorded["attempts"] == 1
     assert "idempotencyKey" not in recorded
+    assert step.condition()["message"] == "sending alert events to incident.io"
     assert step.plan.needs_finalizer
 
 
@@ -105,6 +106,8 @@ def test_resolve_sends_the_same_key_resolved_without_any_closed_status() -> None
     fired = firing()
     key = fired.delivery["deduplicationKey"]
     world = {"destinations": [alert_event_destination(closedStatusId=None)]}
+    in_flight = reconcile(with_spec(fired.body, state="resolved"), None, **world)
+    assert in_flight.condition()["message"] == "resolving alerts in incident.io"
     step = reconcile(with_spec(fired.body, state="resolved"), accepting, **world)
     event = sent(step)
     assert event.status == "resolved" and event.deduplication_key == key

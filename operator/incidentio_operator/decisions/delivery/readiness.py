@@ -78,7 +78,8 @@ def _readiness(
         return False, "Retrying", _join(f"{d.destination}: {d.last_error}" for d in errors), True
     pending = [d for d in current if d.state is State.PENDING]
     if pending or acting:
-        return False, "Delivering", "opening incidents in incident.io", True
+        doing = "sending alert events to" if pending and all(d.alert_event for d in pending) else "opening incidents in"
+        return False, "Delivering", f"{doing} incident.io", True
     held = [d for d in current if d.state in HELD_STATES]
     ended = [d for d in current if d.reason == ENDED_REASON]
     opened = [_opened(d) for d in current if d.state not in HELD_STATES and d.reason != ENDED_REASON]
@@ -110,7 +111,8 @@ def _closing_readiness(context: AlertContext, deliveries: Sequence[Delivery]) ->
     if errors:
         return False, "Retrying", _join(f"{d.destination}: {d.last_error}" for d in errors), True
     if busy:
-        return False, "Closing", "closing incidents in incident.io", True
+        doing = "resolving alerts in" if all(d.alert_event for d in busy) else "closing incidents in"
+        return False, "Closing", f"{doing} incident.io", True
     left = [d for d in relevant if d.state is State.LEFT_OPEN]
     if left:
         message = _join(
