@@ -41,8 +41,12 @@ def test_keys_that_cannot_be_sent_make_the_destination_invalid_naming_the_charac
         condition = env.wait_reason(DESTINATIONS, ns, "incidentio", "InvalidAPIKey")
         assert condition["status"] == "False"
         assert kind in condition["message"] and f"position {position}" in condition["message"]
-        warnings = [e for e in env.client.events(ns) if e.get("reason") == "InvalidAPIKey"]
-        assert warnings and warnings[0]["type"] == "Warning"
+        # The Event is posted in the background after the status write: poll for it.
+        warnings = wait_for(
+            lambda ns=ns: [e for e in env.client.events(ns) if e.get("reason") == "InvalidAPIKey"],  # type: ignore[misc]
+            what=f"the InvalidAPIKey Event in {ns}",
+        )
+        assert warnings[0]["type"] == "Warning"
     # Leading and trailing whitespace is forgiven, as before.
     env.wait_ready(DESTINATIONS, "trailing-newline", "incidentio")
     everything: list[Any] = [env.get(DESTINATIONS, ns, "incidentio") for ns in UNSENDABLE]
