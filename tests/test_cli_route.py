@@ -283,3 +283,35 @@ def test_a_broken_rules_folder_exits_two_rather_than_answer_wrongly(
     code, out, err = run(capsys, "--dir", str(tmp_path), str(ORDERS))
     assert (code, out) == (2, "")
     assert f"{tmp_path / 'rules.yaml'}: YAML syntax error" in err
+
+
+ALERT_EVENTS = EXAMPLES / "alert-events"
+
+
+def test_an_alert_event_destination_shows_the_event_it_would_get(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--dir", str(ALERT_EVENTS), str(ALERT_EVENTS / "alert.yaml"))
+    assert code == 0
+    lines = out.splitlines()
+    start = lines.index(
+        "IncidentIoDestination data-platform-events/incidentio-alert-events (rules: production-schema-alert-events)"
+    )
+    block = lines[start : start + 7]
+    assert block[1:5] == [
+        "  delivery: AlertEvent to alert source 01GW2G3V0S59R238FAHPDS1R66 "
+        "(POST /v2/alert_events/http/01GW2G3V0S59R238FAHPDS1R66)",
+        "  status:   firing",
+        "  title:    [AnomalyArmor] Column customer_id removed from orders",
+        "  key:      <derived at delivery from the alert's UID, the destination and the trigger epoch>",
+    ]
+    assert block[6].startswith('  metadata: {"asset": {')
+    assert "  link:     https://app.anomalyarmor.ai/alerts/alert_abc123" in lines
+    assert lines[-1] == "1 destination would get an incident or alert event. Nothing was sent."
+
+    code, out, _ = run(capsys, "--dir", str(ALERT_EVENTS), "-o", "json", str(ALERT_EVENTS / "alert.yaml"))
+    report = json.loads(out)
+    assert [d["deliveryMode"] for d in report["deliveries"]] == ["AlertEvent"]
+    code, out, _ = run(capsys, "--dir", str(EXAMPLES), "-o", "json", str(ORDERS))
+    assert [d["deliveryMode"] for d in json.loads(out)["deliveries"]] == ["Incident"]
+    (event,) = [d["alertEvent"] for d in report["deliveries"] if "alertEvent" in d]
+    assert event["status"] == "firing" and event["alertSourceConfigId"] == "01GW2G3V0S59R238FAHPDS1R66"
+    assert event["metadata"]["data_alert"]["name"] == "orders-column-removed"

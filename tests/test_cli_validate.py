@@ -89,7 +89,7 @@ def broken(tmp_path: pathlib.Path) -> pathlib.Path:
 def test_the_examples_validate_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
     code, lines = run(capsys, str(EXAMPLES))
     assert code == 0
-    assert lines == ["12 objects checked, 0 errors, 0 warnings"]
+    assert lines == ["18 objects checked, 0 errors, 0 warnings"]
 
 
 def test_the_examples_are_complete_even_under_strict(capsys: pytest.CaptureFixture[str]) -> None:
@@ -105,7 +105,8 @@ def test_every_mistake_is_one_line_naming_file_object_and_field(
         f"error: {broken / 'broken.yaml'}: YAML syntax error at line 4, column 6: expected ',' or '}}', but got ':'",
         f"error: {destinations}: IncidentIoDestination team/bad-enum: spec.incident.visibility: "
         'Unsupported value: "secret": supported values: "public", "private"',
-        f"error: {destinations}: IncidentIoDestination team/no-secret-ref: spec.apiKeySecretRef: Required value",
+        f"error: {destinations}: IncidentIoDestination team/no-secret-ref: spec.apiKeySecretRef: Required value: "
+            "the API key's Secret is required in delivery mode Incident",
         f"warning: {destinations}: IncidentIoDestination team/bad-enum: spec.apiKeySecretRef.name: "
         "Secret team/missing-secret is not declared in these files (external?)",
         f"warning: {rules}: AlertRule team/dangling: spec.destinations[0].name: "

@@ -255,7 +255,7 @@ def test_printer_columns_are_the_contract() -> None:
     def columns(kind: str) -> list[str]:
         return [c["name"] for c in BY_KIND[kind]["spec"]["versions"][0]["additionalPrinterColumns"]]
 
-    assert columns("IncidentIoDestination") == ["Ready", "Reason", "Last Test", "Age"]
+    assert columns("IncidentIoDestination") == ["Ready", "Reason", "Mode", "Last Test", "Age"]
     assert columns("AlertRule") == ["Ready", "Destinations", "Matched", "Age"]
     assert columns("DataAlert") == ["State", "Event", "Severity", "Incident", "Ready", "Age"]
     assert columns("AlertBlackout") == ["Active", "Next", "Age"]

@@ -19,10 +19,20 @@ def documents(path: pathlib.Path) -> list[dict[str, Any]]:
 
 MANIFESTS = sorted(path for path in EXAMPLES.rglob("*.yaml") if path.name != "kustomization.yaml")
 OBJECTS = [(path, doc) for path in MANIFESTS for doc in documents(path)]
+# examples/alert-events/: delivery mode AlertEvent, a set of its own beside the incident one.
+ALERT_EVENTS = "alert-events"
 
 
-def named(kind: str) -> dict[str, dict[str, Any]]:
-    return {doc["metadata"]["name"]: doc for _, doc in OBJECTS if doc["kind"] == kind}
+def in_alert_events(path: pathlib.Path) -> bool:
+    return path.relative_to(EXAMPLES).parts[0] == ALERT_EVENTS
+
+
+def named(kind: str, *, alert_events: bool = False) -> dict[str, dict[str, Any]]:
+    return {
+        doc["metadata"]["name"]: doc
+        for path, doc in OBJECTS
+        if doc["kind"] == kind and in_alert_events(path) == alert_events
+    }
 
 
 @pytest.mark.parametrize(
@@ -36,11 +46,11 @@ def test_example_is_accepted_as_written(obj: dict[str, Any]) -> None:
     defaulted = checker.apply_defaults(obj)
     assert checker.unknown_fields(defaulted) == [], "a misspelt field would be pruned silently"
     assert [str(p) for p in checker.validate(checker.prune(defaulted))] == []
-    assert obj["metadata"]["namespace"] == "data-platform"
+    assert obj["metadata"]["namespace"] in ("data-platform", "data-platform-events")
 
 
 def test_the_set_is_complete() -> None:
-    kinds = sorted(doc["kind"] for _, doc in OBJECTS)
+    kinds = sorted(doc["kind"] for path, doc in OBJECTS if not in_alert_events(path))
     assert kinds.count("IncidentIoDestination") == 1
     assert kinds.count("AlertRule") == 3
     assert kinds.count("AlertBlackout") == 1
@@ -70,6 +80,28 @@ def test_kustomization_covers_everything_but_later() -> None:
     kustomization = yaml.safe_load((EXAMPLES / "kustomization.yaml").read_text(encoding="utf-8"))
     listed = sorted(kustomization["resources"])
     expected = sorted(
-        path.relative_to(EXAMPLES).as_posix() for path in MANIFESTS if path.relative_to(EXAMPLES).parts[0] != "later"
+        path.relative_to(EXAMPLES).as_posix()
+        for path in MANIFESTS
+        if path.relative_to(EXAMPLES).parts[0] not in ("later", ALERT_EVENTS)
     )
     assert listed == expected
+    own = yaml.safe_load((EXAMPLES / ALERT_EVENTS / "kustomization.yaml").read_text(encoding="utf-8"))
+    assert sorted(own["resources"]) == sorted(
+        path.relative_to(EXAMPLES / ALERT_EVENTS).as_posix() for path in MANIFESTS if in_alert_events(path)
+    )
+
+
+def test_the_alert_event_set_hangs_together() -> None:
+    (destination,) = named("IncidentIoDestination", alert_events=True).values()
+    spec = destination["spec"]
+    assert spec["delivery"] == {"mode": "AlertEvent"} and "apiKeySecretRef" not in spec
+    assert named("Namespace", alert_events=True).keys() == {"data-platform-events"}
+    (alert,) = named("DataAlert", alert_events=True).values()
+    assert alert["spec"]["link"].startswith("https://")
+    secrets = named("Secret", alert_events=True)
+    assert secrets.keys() == {
+        spec["alertSource"]["tokenSecretRef"]["name"],
+        spec["heartbeat"]["tokenSecretRef"]["name"],
+    }
+    for rule in named("AlertRule", alert_events=True).values():
+        assert [d["name"] for d in rule["spec"]["destinations"]] == [destination["metadata"]["name"]]

@@ -169,6 +169,7 @@ def test_a_minimal_destination_gets_every_default() -> None:
             "updates": "On",
         },
         "connectionTest": {"onCreate": "Verify", "interval": "1h"},
+        "delivery": {"mode": "Incident"},
         "driftCheck": {"interval": "10m"},
         "baseURL": "https://api.incident.io",
         "suspend": False,

@@ -9,6 +9,7 @@ from incidentio_operator.api.alert import (
     DataAlert,
     DataAlertSpec,
 )
+from incidentio_operator.api.alertsource import AlertSourceRef, HeartbeatSpec, SecretKeyRef
 from incidentio_operator.api.blackout import BLACKOUTS, AlertBlackout, AlertBlackoutSpec
 from incidentio_operator.api.common import (
     ALERTS,
@@ -50,6 +51,7 @@ __all__ = [
     "AlertBlackoutSpec",
     "AlertRule",
     "AlertRuleSpec",
+    "AlertSourceRef",
     "Asset",
     "Change",
     "Condition",
@@ -59,11 +61,13 @@ __all__ = [
     "Destination",
     "DestinationRef",
     "DestinationSpec",
+    "HeartbeatSpec",
     "IncidentTemplate",
     "LabelSelector",
     "ObjectRef",
     "Schedule",
     "Scope",
+    "SecretKeyRef",
     "SeverityMapping",
     "SpecError",
     "differs",

@@ -52,6 +52,8 @@ class DataAlertSpec:
     detected_at: str = ""
     # With state snoozed: no new incident before this moment; afterwards the alert counts as triggered.
     snoozed_until: datetime.datetime | None = None
+    # The alert in the detector's own UI: an alert event's source_url.
+    link: str = ""
     # Delete the alert this long after it settled (DESIGN.md §11); None: the operator's --settled-alert-ttl.
     ttl_seconds_after_settled: int | None = None
 
@@ -109,6 +111,7 @@ class DataAlertSpec:
             changes=tuple(changes),
             detected_at=string(spec.get("detectedAt"), "spec.detectedAt"),
             snoozed_until=_snoozed_until(spec.get("snoozedUntil")),
+            link=_link(spec.get("link")),
             ttl_seconds_after_settled=_ttl(spec.get("ttlSecondsAfterSettled")),
         )
 
@@ -131,6 +134,13 @@ def _snoozed_until(value: Any) -> datetime.datetime | None:
     return moment
 
 
+def _link(value: Any) -> str:
+    text = string(value, "spec.link")
+    if text and not text.startswith(("https://", "http://")):
+        raise SpecError("spec.link", "must be an http(s) URL, such as the alert's page in the detector")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """A delivery the alert's rules let through to a destination: what cooldowns and daily caps count."""
@@ -145,7 +155,7 @@ class Admission:
 def _holds_incident(delivery: Mapping[str, Any]) -> bool:
     """An incident exists, or may (a create went out): the same rule as decisions' Delivery.holds_incident."""
     state = delivery.get("state")
-    return state in ("Open", "Closing") or (state == "Pending" and int(delivery.get("attempts") or 0) > 0)
+    return state in ("Open", "Closing", "Firing") or (state == "Pending" and int(delivery.get("attempts") or 0) > 0)
 
 
 def _admissions(deliveries: list[Mapping[str, Any]]) -> tuple[Admission, ...]:

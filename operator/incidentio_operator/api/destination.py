@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from incidentio_operator.api import alertsource
+from incidentio_operator.api.alertsource import ALERT_EVENT_MODE, INCIDENT_MODE, AlertSourceRef, HeartbeatSpec
 from incidentio_operator.api.common import (
     ObjectRef,
     SpecError,
@@ -61,7 +63,8 @@ class ConnectionTest:
 
 @dataclass(frozen=True)
 class DestinationSpec:
-    secret_name: str
+    # The API key's Secret; "" when none is configured (allowed in AlertEvent mode only).
+    secret_name: str = ""
     secret_key: str = "apiKey"
     closed_status_id: str = ""
     incident: IncidentTemplate = field(default_factory=IncidentTemplate)
@@ -70,12 +73,21 @@ class DestinationSpec:
     drift_check_interval: datetime.timedelta = datetime.timedelta(minutes=10)
     base_url: str = DEFAULT_BASE_URL
     suspend: bool = False
+    delivery_mode: str = INCIDENT_MODE
+    alert_source: AlertSourceRef | None = None
+    heartbeat: HeartbeatSpec | None = None
+
+    @property
+    def alert_events(self) -> bool:
+        """Deliveries go out as alert events to ``alert_source`` rather than as incidents (DESIGN.md §10)."""
+        return self.delivery_mode == ALERT_EVENT_MODE
 
     @classmethod
     def parse(cls, spec: Mapping[str, Any]) -> DestinationSpec:
+        mode = alertsource.delivery_mode(spec)
         secret_ref = mapping(spec.get("apiKeySecretRef"), "spec.apiKeySecretRef")
         secret_name = string(secret_ref.get("name"), "spec.apiKeySecretRef.name")
-        if not secret_name:
+        if not secret_name and (mode == INCIDENT_MODE or spec.get("apiKeySecretRef") is not None):
             raise SpecError("spec.apiKeySecretRef.name", "name the Secret that holds the API key")
         incident = mapping(spec.get("incident"), "spec.incident")
         severity = mapping(incident.get("severity"), "spec.incident.severity")
@@ -130,6 +142,9 @@ class DestinationSpec:
             ),
             base_url=base_url,
             suspend=boolean(spec.get("suspend"), "spec.suspend", False),
+            delivery_mode=mode,
+            alert_source=alertsource.alert_source(spec, mode),
+            heartbeat=alertsource.heartbeat(spec),
         )
 
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from incidentio_operator.api.common import API_VERSION, utcnow
+from incidentio_operator.commands.demo_alert_events import add_alert_sources, walk_through
 from incidentio_operator.offline.schema import crds_dir, load_crds
 
 T = TypeVar("T")
@@ -49,6 +50,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--port", type=int, default=8765, help="simulator port (the examples point at 8765)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each step")
+    parser.add_argument(
+        "--mode",
+        choices=("incident", "alert-event"),
+        default="incident",
+        help="deliver as incidents (examples/), or as alert events to an HTTP alert source (examples/alert-events/)",
+    )
     parser.set_defaults(func=main)
 
 
@@ -65,21 +72,22 @@ class Demo:
         self.crds = {crd["spec"]["names"]["plural"]: crd for crd in load_crds()}
         self.servers = BackgroundLoop("demo-servers")
         self.kube = KubeApiStandIn(crds=list(self.crds.values()))
-        self.sim = Simulator(
-            SimulatorConfig(
-                keys={
-                    DEMO_KEY: ApiKeyConfig(
-                        name="demo key", roles=frozenset({"viewer", "incident_creator", "incident_editor"})
-                    )
-                },
-            )
+        config = SimulatorConfig(
+            keys={
+                DEMO_KEY: ApiKeyConfig(
+                    name="demo key", roles=frozenset({"viewer", "incident_creator", "incident_editor"})
+                )
+            }
         )
+        add_alert_sources(config)
+        self.sim = Simulator(config)
         self.servers.run(self.kube.start())
         self.servers.run(self.sim.start(port=args.port if _port_free(args.port) else 0))
         self.client = StandInClient(self.kube.url)
         self.operator_loop = BackgroundLoop("demo-operator")
         self.stop_flag = threading.Event()
         self.operator: Any = None
+        self.namespace = NAMESPACE
 
     # ------------------------------------------------------------------ output
 
@@ -97,8 +105,8 @@ class Demo:
     def table(self, plural: str) -> None:
         from incidentio_operator.offline.tables import render
 
-        objects = self.client.list(API_VERSION, plural, NAMESPACE)
-        self.command(f"kubectl -n {NAMESPACE} get {plural}")
+        objects = self.client.list(API_VERSION, plural, self.namespace)
+        self.command(f"kubectl -n {self.namespace} get {plural}")
         self.say(render(self.crds[plural], objects, utcnow()))
 
     # ------------------------------------------------------------------ actions
@@ -124,7 +132,7 @@ class Demo:
 
     def ready(self, plural: str, name: str, reason: str | None = None) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
-            body = self.client.get(API_VERSION, plural, NAMESPACE, name) or {}
+            body = self.client.get(API_VERSION, plural, self.namespace, name) or {}
             status = body.get("status") or {}
             if status.get("observedGeneration") != (body.get("metadata") or {}).get("generation"):
                 return None
@@ -168,6 +176,10 @@ class Demo:
             self.say(f"customresourcedefinition.apiextensions.k8s.io/{plural}.alerting.armor.dev created")
         self.command("incidentio-operator run --all-namespaces")
         self.start_operator()
+        if self.args.mode == "alert-event":
+            walk_through(self)
+            self.next_steps()
+            return
 
         self.step("2. An incident.io account: a Secret with the API key, and a destination that tests it")
         for name in ("namespace.yaml", "secret.yaml", "destination.yaml"):
@@ -234,6 +246,9 @@ class Demo:
         creates = [r for r in self.sim.requests if r.operation == "create_incident"]
         self.say(f"incident.io calls: still {len(creates)} create(s); the suppressed alert is Ready, nothing failed.")
 
+        self.next_steps()
+
+    def next_steps(self) -> None:
         self.step("Next")
         self.say(
             textwrap.dedent("""\

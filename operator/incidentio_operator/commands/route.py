@@ -27,9 +27,11 @@ from incidentio_operator.api import (
 from incidentio_operator.api.changes import class_matches
 from incidentio_operator.api.destination import IncidentTemplate
 from incidentio_operator.api.rule import IncludeExclude
+from incidentio_operator.commands.route_events import event_lines, would_send
 from incidentio_operator.commands.route_json import render_json
 from incidentio_operator.decisions.payloads import incident_name, incident_summary
 from incidentio_operator.decisions.routing import Routing, route, selector_matches
+from incidentio_operator.incidentio import AlertEvent
 from incidentio_operator.offline.holds import held_back, unknowable
 from incidentio_operator.offline.manifests import ManifestSet, load, load_text
 from incidentio_operator.offline.schema import validator_for
@@ -129,6 +131,9 @@ class Delivery:
     declared: bool
     sent: bool
     note: str = ""
+    # Delivery mode AlertEvent: the event the alert source would get instead of an incident, and its source.
+    alert_event: AlertEvent | None = None
+    alert_source: str = ""
 
 
 @dataclass
@@ -221,7 +226,8 @@ def route_alert(
                 )
             )
         else:
-            suspended = destination.spec.suspend
+            suspended, source = destination.spec.suspend, destination.spec.alert_source
+            event = would_send(alert, spec, destination.spec, entry.rules) if destination.spec.alert_events else None
             report.deliveries.append(
                 Delivery(
                     entry.destination,
@@ -230,6 +236,8 @@ def route_alert(
                     declared=True,
                     sent=not suspended,
                     note="suspended (spec.suspend: true): nothing would be sent" if suspended else "",
+                    alert_event=event,
+                    alert_source=source.config_id if event is not None and source is not None else "",
                 )
             )
     if at is not None:
@@ -279,6 +287,10 @@ def render_text(report: RouteReport) -> str:
         lines += ["", f"IncidentIoDestination {delivery.destination} (rules: {', '.join(delivery.rules)})"]
         if delivery.note:
             lines.append(f"  note:     {delivery.note}")
+        if delivery.alert_event is not None:
+            lines += event_lines(delivery.alert_event, delivery.alert_source)
+            continue
+        lines.append("  delivery: Incident (POST /v2/incidents)")
         severity = (
             f"{incident.severity} (spec.incident.severity.{incident.severity_from})"
             if incident.severity
@@ -299,7 +311,8 @@ def render_text(report: RouteReport) -> str:
     lines.append("")
     if reached:
         noun = "destination" if reached == 1 else "destinations"
-        lines.append(f"{reached} {noun} would get an incident. Nothing was sent.")
+        what = "an incident or alert event" if any(d.alert_event for d in report.reached) else "an incident"
+        lines.append(f"{reached} {noun} would get {what}. Nothing was sent.")
     else:
         lines.append("No destination would get an incident. Nothing was sent.")
     return "\n".join(lines)

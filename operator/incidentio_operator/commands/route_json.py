@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from incidentio_operator.commands.route_events import event_json
+
 if TYPE_CHECKING:
     from incidentio_operator.commands.route import RouteReport
 
@@ -26,6 +28,8 @@ def render_json(report: RouteReport) -> dict[str, Any]:
                 "declared": d.declared,
                 "sent": d.sent,
                 "note": d.note,
+                "deliveryMode": "AlertEvent" if d.alert_event is not None else "Incident",
+                **({"alertEvent": event_json(d.alert_event, d.alert_source)} if d.alert_event is not None else {}),
                 "incident": {
                     "name": d.incident.name,
                     "summary": d.incident.summary,

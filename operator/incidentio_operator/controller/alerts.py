@@ -32,6 +32,7 @@ from incidentio_operator.controller.rules import RuleReconciler
 from incidentio_operator.controller.settings import Settings
 from incidentio_operator.controller.store import Store
 from incidentio_operator.controller.tally import DeliveryTally
+from incidentio_operator.controller.tokens import AlertSourceTokens
 from incidentio_operator.controller.workqueue import ObjectKey, WorkQueue
 from incidentio_operator.decisions import delivery as lifecycle
 from incidentio_operator.decisions.delivery.model import earliest
@@ -58,6 +59,8 @@ EVENT_REASONS = {
     "Failed": "DeliveryFailed",
     "Updated": "IncidentUpdated",
     "UpdateFailed": "IncidentUpdateFailed",
+    "Firing": "AlertFiring",
+    "Resolved": "AlertResolved",
 }
 BACKGROUND, FOREGROUND = Priority.BACKGROUND, Priority.FOREGROUND
 
@@ -77,6 +80,7 @@ class AlertReconciler:
         *,
         gate: CallGate,
         credentials: Credentials,
+        tokens: AlertSourceTokens,
         recorder: EventRecorder,
         tally: DeliveryTally,
         rules: RuleReconciler,
@@ -92,6 +96,7 @@ class AlertReconciler:
         self._clock = clock
         self._gate = gate
         self._credentials = credentials
+        self._tokens = tokens
         self._recorder = recorder
         self._tally = tally
         self._rules = rules
@@ -114,11 +119,12 @@ class AlertReconciler:
             # A key that went away or cannot be sent (after a rotation) holds the destination: its
             # connection test says why, and the alert waits for it like for any destination not Ready.
             destination = context.destinations[action.destination]
-            if not await self._credentials.usable(destination, closing=lifecycle.closes(action)):
+            if not await self._usable(destination, action):
                 self._gate.hold(action.destination)
         if self._gate.park(ref, (action.destination for action in plan.actions)):
             return
-        for destination_ref in {a.destination for a in plan.actions if isinstance(a, lifecycle.OpenIncident)}:
+        opening = (lifecycle.OpenIncident, lifecycle.SendAlertEvent)
+        for destination_ref in {a.destination for a in plan.actions if isinstance(a, opening)}:
             await self._destinations.ensure_finalizer(destination_ref)
         owner = self._settings.owner
         if plan.needs_finalizer and FINALIZER not in alert.finalizers and not alert.deleting:
@@ -183,7 +189,7 @@ class AlertReconciler:
             self._clock(),
             retry_base=self._settings.delivery_retry_base,
             noise=self._noise.facts(alert.ref.namespace),
-            keys_held=frozenset(ref for ref in destinations if self._credentials.held(ref)),
+            keys_held=frozenset(ref for ref in destinations if self._credentials.held(ref) or self._tokens.held(ref)),
             ended=self._ended.get(alert.ref, {}),
             outside_shard=self._outside_shard(alert),
             update_timing=lifecycle.UpdateTiming(self._settings.update_quiet, self._settings.update_longest),
@@ -212,6 +218,8 @@ class AlertReconciler:
     async def _act(self, action: lifecycle.Action, destinations: Mapping[ObjectRef, Destination]) -> lifecycle.Outcome:
         destination = destinations[action.destination]
         try:
+            if isinstance(action, lifecycle.SendAlertEvent):
+                return await self._send_alert_event(action, destination)
             account = await self._credentials.account(destination, closing=lifecycle.closes(action))
             if isinstance(action, lifecycle.CloseIncident | lifecycle.UpdateIncident):
                 update = action if isinstance(action, lifecycle.UpdateIncident) else None
@@ -236,6 +244,22 @@ class AlertReconciler:
                 self._gate.hold(action.destination)
             update = action if isinstance(action, lifecycle.UpdateIncident) else None
             return lifecycle.Outcome(action.label, action.epoch, error=error, update=update)
+
+    async def _usable(self, destination: Destination, action: lifecycle.Action) -> bool:
+        """The action's credential is in hand: the alert source token for an alert event, else the API key."""
+        if isinstance(action, lifecycle.SendAlertEvent):
+            return await self._tokens.usable(destination, closing=lifecycle.closes(action))
+        return await self._credentials.usable(destination, closing=lifecycle.closes(action))
+
+    async def _send_alert_event(self, action: lifecycle.SendAlertEvent, destination: Destination) -> lifecycle.Outcome:
+        """Mode AlertEvent: the event to the destination's alert source; a refused token is remembered as such."""
+        source = await self._tokens.source(destination, closing=lifecycle.closes(action))
+        try:
+            await self._incidentio.create_alert_event(source, action.event)
+        except (Unauthorized, Forbidden):
+            self._tokens.refuse(destination.ref)
+            raise
+        return lifecycle.Outcome(action.label, action.epoch, event_status=action.event.status)
 
     async def _ended_instead(
         self, account: Account, incident_id: str, destination: Destination, error: IncidentIoError
@@ -333,6 +357,8 @@ class AlertReconciler:
             self._metrics.incidents_closed.labels(label).inc()
         elif event.action == "Failed":
             self._metrics.deliveries_failed.labels(label).inc()
+        elif event.action in ("Firing", "Resolved"):
+            self._metrics.alert_events.labels(label, event.action.lower()).inc()
         last_delivery = {
             "time": format_time(self._clock()),
             "alert": str(alert.ref),

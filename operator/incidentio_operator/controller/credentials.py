@@ -79,7 +79,9 @@ class Credentials:
         self._last_usable.pop(destination, None)
 
 
-def key_from_secret(secret: Mapping[str, Any] | None, key: str, secret_name: str = "") -> KeyRead:
+def key_from_secret(
+    secret: Mapping[str, Any] | None, key: str, secret_name: str = "", what: str = "an API key"
+) -> KeyRead:
     """The API key from a Secret's ``data`` (base64; surrounding whitespace forgiven), or why there is none usable.
 
     A value that cannot be sent in an Authorization header (a byte-order mark, an invisible or non-ASCII
@@ -99,6 +101,6 @@ def key_from_secret(secret: Mapping[str, Any] | None, key: str, secret_name: str
         return KeyRead(None, version, f"{where} is not UTF-8 text")
     problem = describe_unsendable(value)
     if problem is not None:
-        return KeyRead(None, version, f"{where} contains {problem}; an API key can hold only visible ASCII characters")
+        return KeyRead(None, version, f"{where} contains {problem}; {what} can hold only visible ASCII characters")
     value = value.strip()
     return KeyRead(ApiKey(value) if value else None, version)

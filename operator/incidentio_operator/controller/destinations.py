@@ -19,6 +19,7 @@ from incidentio_operator.api import (
 )
 from incidentio_operator.api.common import condition_of
 from incidentio_operator.api.destination import DESTINATION_FINALIZER, TEST_REQUESTED_ANNOTATION
+from incidentio_operator.controller.alertsource_test import TestSetup, alert_events_setup
 from incidentio_operator.controller.connection_test import run_connection_test
 from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.gate import CallGate
@@ -27,6 +28,7 @@ from incidentio_operator.controller.recorder import EventRecorder
 from incidentio_operator.controller.settings import Settings
 from incidentio_operator.controller.store import Store
 from incidentio_operator.controller.tally import DeliveryTally
+from incidentio_operator.controller.tokens import AlertSourceTokens
 from incidentio_operator.controller.workqueue import ObjectKey, WorkQueue
 from incidentio_operator.decisions.connection_test import TestResult
 from incidentio_operator.decisions.delivery import destination_ref
@@ -52,6 +54,7 @@ class DestinationReconciler:
         *,
         gate: CallGate,
         credentials: Credentials,
+        tokens: AlertSourceTokens,
         recorder: EventRecorder,
         tally: DeliveryTally,
         status_changed: StatusChanged,
@@ -65,6 +68,7 @@ class DestinationReconciler:
         self._clock = clock
         self._gate = gate
         self._credentials = credentials
+        self._tokens = tokens
         self._recorder = recorder
         self._tally = tally
         self._status_changed = status_changed
@@ -83,6 +87,7 @@ class DestinationReconciler:
         """The destination is gone: keep no state for it."""
         self._test_failures.pop(ref, None)
         self._credentials.forget(ref)
+        self._tokens.forget(ref)
         self._tally.forget(ref)
 
     async def _test(self, ref: ObjectRef) -> None:
@@ -106,28 +111,45 @@ class DestinationReconciler:
             conditions = self._conditions(destination, False, "Suspended", message, settled=True)
             await self._write(destination, {**summary, **conditions})
             return
-        read = await self._credentials.read(destination)
-        api_key, secret_version = read.api_key, read.secret_version
-        if api_key is None:
-            reason, message = ("InvalidAPIKey", read.problem) if read.problem else ("NoAPIKey", "No API key configured")
-            self._metrics.connection_tests.labels(str(ref), reason).inc()
-            conditions = self._conditions(destination, False, reason, message)
-            changed = differs({"secretVersion": secret_version, **conditions}, destination.status)
-            await self._write(destination, {**summary, "secretVersion": secret_version, **conditions})
-            if read.problem and (changed or destination.ready_reason != reason):
+        setup = await self._setup(destination)
+        if setup.run is None:
+            self._metrics.connection_tests.labels(str(ref), setup.reason).inc()
+            conditions = self._conditions(destination, False, setup.reason, setup.message)
+            changed = differs({"secretVersion": setup.secret_version, **conditions}, destination.status)
+            await self._write(destination, {**summary, "secretVersion": setup.secret_version, **conditions})
+            if setup.warn and (changed or destination.ready_reason != setup.reason):
                 involved = self._store.destinations.reference(ref) or {}
-                self._recorder.post(involved, "Warning", "InvalidAPIKey", read.problem)
+                self._recorder.post(involved, "Warning", setup.reason, setup.message)
             self._requeue(ref, self._settings.secret_poll_interval)
             return
         now = self._clock()
         next_test = parse_time(str(destination.status.get("nextTestAt") or ""))
-        if not self._due(destination, secret_version, next_test, now):
+        if not self._due(destination, setup.secret_version, next_test, now):
             if differs(summary, destination.status):
                 await self._write(destination, summary)
             assert next_test is not None
             self._requeue(ref, (next_test - now).total_seconds())
             return
-        await self._run_test(destination, Account(destination.spec.base_url, api_key), secret_version, summary)
+        await self._run_test(destination, setup, summary)
+
+    async def _setup(self, destination: Destination) -> TestSetup:
+        """The connection test to run, with the API key (mode Incident) or the alert source token (AlertEvent)."""
+        spec = destination.spec
+        assert spec is not None
+        if spec.alert_events:
+            return await alert_events_setup(self._incidentio, self._credentials, self._tokens, destination)
+        read = await self._credentials.read(destination)
+        if read.api_key is None:
+            reason, message = ("InvalidAPIKey", read.problem) if read.problem else ("NoAPIKey", "No API key configured")
+            return TestSetup(read.secret_version, reason=reason, message=message, warn=bool(read.problem))
+        account = Account(spec.base_url, read.api_key)
+
+        async def run(create_test: bool, test_key: str) -> TestResult:
+            return await run_connection_test(
+                self._incidentio, account, spec, create_test_incident=create_test, test_key=test_key
+            )
+
+        return TestSetup(read.secret_version, run, status={"deliveryMode": spec.delivery_mode})
 
     def holders(self, destination: Destination) -> list[ObjectRef]:
         """The alerts that hold an incident that may be open through this destination."""
@@ -190,15 +212,14 @@ class DestinationReconciler:
             or status.get("secretVersion") != secret_version
             or _requested(destination) != ((status.get("lastTest") or {}).get("requestedAt") or "")
             or ready is None
-            or ready.get("reason") == "NoAPIKey"
+            or ready.get("reason") in ("NoAPIKey", "NoAlertSourceToken")
             or next_test is None
             or next_test <= now
         )
 
-    async def _run_test(
-        self, destination: Destination, account: Account, secret_version: str, summary: Mapping[str, Any]
-    ) -> None:
-        assert destination.spec is not None
+    async def _run_test(self, destination: Destination, setup: TestSetup, summary: Mapping[str, Any]) -> None:
+        assert destination.spec is not None and setup.run is not None
+        secret_version = setup.secret_version
         spec, ref, status, now = destination.spec, destination.ref, destination.status, self._clock()
         last, requested = status.get("lastTest") or {}, _requested(destination)
         # The test incident goes out on creation, on a spec change and on request, not on every interval.
@@ -209,16 +230,18 @@ class DestinationReconciler:
         )
         seed = f"{destination.uid}|{destination.generation}|{requested}|{secret_version}"
         test_key = "armor-test-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
-        result = await run_connection_test(
-            self._incidentio, account, spec, create_test_incident=create_test, test_key=test_key
-        )
+        result = await setup.run(create_test, test_key)
         self._metrics.connection_tests.labels(str(ref), result.reason).inc()
         delay = self._retry_delay(ref, result, spec.connection_test.interval.total_seconds())
         fields = {
             **summary,
             "secretVersion": secret_version,
-            "lastTest": _last_test(result, now, spec.connection_test.on_create if create_test else "Verify", requested),
+            "lastTest": {
+                **_last_test(result, now, spec.connection_test.on_create if create_test else "Verify", requested),
+                **setup.last_test,
+            },
             "nextTestAt": format_time(now + datetime.timedelta(seconds=delay)),
+            **setup.status,
             "closedStatus": _closed_status(result, status),
             "severityIds": dict(result.severity_ids) if result.ok else status.get("severityIds") or {},
             "customFieldIds": _replacing(status.get("customFieldIds"), result.custom_field_ids) if result.ok else {},

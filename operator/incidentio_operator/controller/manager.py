@@ -28,6 +28,7 @@ from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.destinations import DestinationReconciler
 from incidentio_operator.controller.drift import DriftChecker
 from incidentio_operator.controller.gate import CallGate
+from incidentio_operator.controller.heartbeat import Heartbeats
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.controller.noise import NoiseControl
 from incidentio_operator.controller.recorder import EventRecorder
@@ -36,6 +37,7 @@ from incidentio_operator.controller.rules import RuleReconciler
 from incidentio_operator.controller.settings import Settings
 from incidentio_operator.controller.store import Index, Store
 from incidentio_operator.controller.tally import DeliveryTally
+from incidentio_operator.controller.tokens import AlertSourceTokens
 from incidentio_operator.controller.workqueue import ObjectKey, WorkQueue
 from incidentio_operator.incidentio import IncidentIoClient
 from incidentio_operator.kube import KubeClient, KubeError
@@ -64,6 +66,7 @@ class Controller:
         self.gate = CallGate(self.queue, settings.call_slots)
         self.recorder = EventRecorder(kube, clock)
         credentials, tally = Credentials(kube), DeliveryTally()
+        self.tokens = AlertSourceTokens(kube)
         shared = (settings, self.store, self.queue, kube)
         self.noise = NoiseControl(settings, self.store, self.queue, metrics, self.recorder, clock)
         self.rules = RuleReconciler(*shared, clock, noise=self.noise)
@@ -75,6 +78,7 @@ class Controller:
             clock,
             gate=self.gate,
             credentials=credentials,
+            tokens=self.tokens,
             recorder=self.recorder,
             tally=tally,
             status_changed=self._destination_changed,
@@ -86,6 +90,7 @@ class Controller:
             clock,
             gate=self.gate,
             credentials=credentials,
+            tokens=self.tokens,
             recorder=self.recorder,
             tally=tally,
             rules=self.rules,
@@ -108,6 +113,7 @@ class Controller:
             key_refill_per_second=settings.rate_limit_refill,
             allow_cross_namespace=settings.allow_cross_namespace,
         )
+        self.heartbeats = Heartbeats(self.store, self.queue, kube, incidentio, self.tokens, metrics, clock)
         self._tasks: list[asyncio.Task[None]] = []
         for kind in (ALERTS, DESTINATIONS, RULES, BLACKOUTS):
             metrics.reconcile_errors.labels(kind)
@@ -145,6 +151,7 @@ class Controller:
         ]
         self._tasks.append(asyncio.create_task(self._sweep(), name="sweep"))
         self._tasks.append(asyncio.create_task(self.drift.run(), name="drift-checks"))
+        self._tasks.append(asyncio.create_task(self.heartbeats.run(), name="heartbeats"))
 
     def scopes(self) -> list[str | None]:
         """Where the operator lists: each exact namespace it watches, or the whole cluster (None).
@@ -206,6 +213,7 @@ class Controller:
         type None; once such a listing is over, what it did not contain is forgotten (see resync.py).
         """
         deleted = event_type == "DELETED"
+        self.heartbeats.watch_event()
         if event_type is None:
             self.resync.listed(resource)
         if resource == ALERTS:
@@ -288,6 +296,7 @@ class Controller:
             self.store.destinations.remove(ref)
             self.gate.forget(ref)
             self.destinations.forget(ref)
+            self.heartbeats.forget(ref)
             self._destination_changed(ref, before, None)
         elif resource == RULES:
             self.store.rules.remove(ref)

@@ -19,6 +19,18 @@ class Metrics:
         self.incidents_closed = Counter(
             f"{PREFIX}_incidents_closed", "Incidents closed in incident.io.", ["destination"], registry=r
         )
+        self.alert_events = Counter(
+            f"{PREFIX}_alert_events",
+            "Alert events incident.io accepted (delivery mode AlertEvent), by status (firing, resolved).",
+            ["destination", "status"],
+            registry=r,
+        )
+        self.heartbeat_pings = Counter(
+            f"{PREFIX}_heartbeat_pings",
+            "Heartbeat beats by result: Succeeded (pinged), Failed (refused or no token), Skipped (not healthy).",
+            ["destination", "result"],
+            registry=r,
+        )
         self.deliveries_failed = Counter(
             f"{PREFIX}_deliveries_failed",
             "Deliveries refused permanently by incident.io (until the alert or destination changes).",
@@ -39,10 +51,14 @@ class Metrics:
             registry=r,
         )
         self.rate_limit_waits = Counter(
-            f"{PREFIX}_rate_limit_waits", "Requests that waited for the per-key rate limiter.", registry=r
+            f"{PREFIX}_rate_limit_waits",
+            "Requests that waited for a rate limiter (per API key, or per alert source).",
+            registry=r,
         )
         self.rate_limit_wait_seconds = Counter(
-            f"{PREFIX}_rate_limit_wait_seconds", "Time spent waiting for the per-key rate limiter.", registry=r
+            f"{PREFIX}_rate_limit_wait_seconds",
+            "Time spent waiting for a rate limiter (per API key, or per alert source).",
+            registry=r,
         )
         self.deliveries_pending = Gauge(
             f"{PREFIX}_deliveries_pending", "Deliveries not yet opened (or closed) in incident.io.", registry=r

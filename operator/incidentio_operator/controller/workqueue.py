@@ -22,6 +22,8 @@ class WorkQueue(Generic[K]):
         self._active: set[K] = set()
         self._dirty: set[K] = set()
         self._timers: dict[K, asyncio.TimerHandle] = {}
+        # Keys handled so far: the heartbeat tells a draining queue from a stuck one by it.
+        self.handled = 0
 
     def add(self, key: K) -> None:
         if key in self._queued:
@@ -70,6 +72,7 @@ class WorkQueue(Generic[K]):
             try:
                 await handle(key)
             finally:
+                self.handled += 1
                 self._active.discard(key)
                 if key in self._dirty:
                     self._dirty.discard(key)

@@ -82,6 +82,8 @@ def _facts(alert: DataAlertSpec, alert_ref: ObjectRef, rules: Sequence[str]) -> 
         tail.append(f"Alert ID: {alert.external_id}")
     if alert.detected_at:
         tail.append(f"Detected at: {alert.detected_at}")
+    if alert.link:
+        tail.append(f"Link: {alert.link}")
     tail.append(f"Kubernetes: kubectl -n {alert_ref.namespace} get dataalert {alert_ref.name}")
     return head, tail
 

@@ -138,6 +138,8 @@ def _delivery_lines(deliveries: Sequence[Mapping[str, Any]]) -> list[str]:
         parts = [f"  epoch {delivery.get('epoch')}: {delivery.get('state')}"]
         if delivery.get("reference"):
             parts.append(f"incident {delivery['reference']}")
+        if delivery.get("deduplicationKey"):
+            parts.append(f"alert event, deduplication key {delivery['deduplicationKey']}")
         if delivery.get("permalink"):
             parts.append(str(delivery["permalink"]))
         parts.append(f"attempts {delivery.get('attempts', 0)}")

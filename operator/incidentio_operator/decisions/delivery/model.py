@@ -9,9 +9,11 @@ from enum import StrEnum
 from typing import Any
 
 from incidentio_operator.api import CLOSING_STATES, DataAlert, Destination, ObjectRef
+from incidentio_operator.api.alertsource import ALERT_EVENT_MODE
 from incidentio_operator.decisions.delivery.record import PendingUpdate, SentRecord, UpdateIncident, UpdateTiming
 from incidentio_operator.decisions.routing import Routing
 from incidentio_operator.decisions.suppression import NoiseFacts, Verdict
+from incidentio_operator.incidentio.alertsources import AlertEvent
 from incidentio_operator.incidentio.errors import IncidentIoError
 from incidentio_operator.incidentio.models import CreateIncidentRequest, EditIncidentRequest, Incident
 
@@ -31,6 +33,9 @@ class State(StrEnum):
     # Held back by noise control (DESIGN.md §9): not a failure, the alert stays Ready.
     SUPPRESSED = "Suppressed"
     DEFERRED = "Deferred"
+    # Delivery mode AlertEvent (DESIGN.md §10): the firing event was accepted, then the resolved one.
+    FIRING = "Firing"
+    RESOLVED = "Resolved"
 
 
 HELD_STATES = (State.SUPPRESSED, State.DEFERRED)
@@ -38,7 +43,8 @@ HELD_STATES = (State.SUPPRESSED, State.DEFERRED)
 
 @dataclass(frozen=True)
 class Delivery:
-    """One incident (to be) opened in one destination for one trigger epoch of an alert."""
+    """One incident (to be) opened in one destination for one trigger epoch of an alert; in mode AlertEvent,
+    one alert (to be) fired and resolved under ``deduplication_key``."""
 
     destination: str
     epoch: int
@@ -63,6 +69,9 @@ class Delivery:
     message: str = ""
     in_favour_of: str = ""
     reevaluate_at: str = ""
+    # "" for an incident (the mode every delivery had before alert events), ALERT_EVENT_MODE for an alert event.
+    mode: str = ""
+    deduplication_key: str = ""
     # The incident following its alert (updates.py): what it holds, the edit waiting to go, the edits made,
     # and custom fields left unset (a note, not a failure).
     sent: SentRecord | None = None
@@ -76,11 +85,13 @@ class Delivery:
             "destination": self.destination,
             "rules": list(self.rules),
             "epoch": self.epoch,
-            "idempotencyKey": self.idempotency_key,
             "state": str(self.state),
             "attempts": self.attempts,
         }
         optional = {
+            "mode": self.mode,
+            "idempotencyKey": self.idempotency_key,
+            "deduplicationKey": self.deduplication_key,
             "incidentId": self.incident_id,
             "reference": self.reference,
             "permalink": self.permalink,
@@ -133,6 +144,8 @@ class Delivery:
             message=str(data.get("message") or ""),
             in_favour_of=str(data.get("inFavourOf") or ""),
             reevaluate_at=str(data.get("reevaluateAt") or ""),
+            mode=str(data.get("mode") or ""),
+            deduplication_key=str(data.get("deduplicationKey") or ""),
             sent=SentRecord.from_json(data.get("sent")),
             pending_update=PendingUpdate.from_json(data.get("pendingUpdate")),
             last_updated_at=str(data.get("lastUpdatedAt") or ""),
@@ -142,8 +155,20 @@ class Delivery:
 
     @property
     def holds_incident(self) -> bool:
-        """An incident exists, or may exist because a create call went out."""
-        return self.state in (State.OPEN, State.CLOSING) or (self.state is State.PENDING and self.attempts > 0)
+        """An incident (or a firing alert) exists, or may exist because a create (or firing event) went out."""
+        return self.state in (State.OPEN, State.CLOSING, State.FIRING) or (
+            self.state is State.PENDING and self.attempts > 0
+        )
+
+    @property
+    def alert_event(self) -> bool:
+        """Delivered as alert events to the destination's alert source, not as an incident."""
+        return self.mode == ALERT_EVENT_MODE
+
+    @property
+    def delivered(self) -> bool:
+        """incident.io confirmed the incident (or the firing alert): there is something to close."""
+        return bool(self.incident_id) or (self.alert_event and bool(self.opened_at))
 
 
 def destination_label(destination: ObjectRef, alert_namespace: str) -> str:
@@ -179,11 +204,24 @@ class CloseIncident:
     request: EditIncidentRequest
 
 
-Action = OpenIncident | CloseIncident | UpdateIncident
+@dataclass(frozen=True)
+class SendAlertEvent:
+    """Mode AlertEvent: one event to the destination's alert source, firing or resolved (DESIGN.md §10)."""
+
+    destination: ObjectRef
+    label: str
+    epoch: int
+    event: AlertEvent
+
+
+Action = OpenIncident | CloseIncident | UpdateIncident | SendAlertEvent
 
 
 def closes(action: Action) -> bool:
-    """The action closes an incident (a create re-sent for a resolved alert closes what it gets back)."""
+    """The action closes an incident (a create re-sent for a resolved alert closes what it gets back), or
+    resolves an alert."""
+    if isinstance(action, SendAlertEvent):
+        return action.event.status == "resolved"
     return isinstance(action, CloseIncident) or (isinstance(action, OpenIncident) and action.then_close)
 
 
@@ -198,6 +236,8 @@ class Outcome:
     error: IncidentIoError | None = None
     # The incident turned out to be over already in incident.io (how, in words: ended.how_it_ended).
     ended: str = ""
+    # Mode AlertEvent: the status of the event incident.io accepted (firing or resolved).
+    event_status: str = ""
     # Set for the outcome of an edit that kept an open incident current.
     update: UpdateIncident | None = None
 
@@ -206,7 +246,8 @@ class Outcome:
 class DeliveryEvent:
     """Something a human wants to see in ``kubectl describe`` and in the destination's counters."""
 
-    action: str  # Created | Closed | Ended | Failed | LeftOpen | Suppressed | Deferred | Updated | UpdateFailed
+    # Created | Closed | Ended | Failed | LeftOpen | Suppressed | Deferred | Updated | UpdateFailed | Firing | Resolved
+    action: str
     destination: ObjectRef
     reference: str
     message: str
@@ -283,7 +324,9 @@ def prune(deliveries: Sequence[Delivery], epoch: int) -> list[Delivery]:
     return [
         d
         for d in deliveries
-        if d.state not in (State.CLOSED, State.SUPPRESSED) or d.epoch > epoch - HISTORY_EPOCHS or d in cooling
+        if d.state not in (State.CLOSED, State.RESOLVED, State.SUPPRESSED)
+        or d.epoch > epoch - HISTORY_EPOCHS
+        or d in cooling
     ]
 
 
@@ -291,7 +334,7 @@ def _last_incident_before_suppressions(deliveries: Sequence[Delivery]) -> list[D
     kept = []
     for destination in {d.destination for d in deliveries}:
         mine = sorted((d for d in deliveries if d.destination == destination), key=lambda d: d.epoch)
-        opened = [d for d in mine if d.incident_id]
+        opened = [d for d in mine if d.delivered]
         if opened and any(d.state is State.SUPPRESSED for d in mine if d.epoch > opened[-1].epoch):
             kept.append(opened[-1])
     return kept

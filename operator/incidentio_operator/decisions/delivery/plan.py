@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from incidentio_operator.api import ACTIVE_STATES, CLOSING_STATES, DataAlert, Destination, format_time, parse_time
+from incidentio_operator.decisions.delivery import alertevents
 from incidentio_operator.decisions.delivery.ended import ended_event_message, record_ended
 from incidentio_operator.decisions.delivery.hold import noise_control, release_held
 from incidentio_operator.decisions.delivery.model import (
@@ -131,7 +132,7 @@ def blocked_for_close(context: AlertContext, destination: Destination | None, la
     blocked = blocked_by(destination, label)
     if not blocked or destination is None or destination.spec is None or destination.spec.suspend:
         return blocked
-    secret_gone = destination.deleting or destination.ready_reason in ("NoAPIKey", "Deleting")
+    secret_gone = destination.deleting or destination.ready_reason in ("NoAPIKey", "NoAlertSourceToken", "Deleting")
     return "" if secret_gone and destination.ref in context.keys_held else blocked
 
 
@@ -144,7 +145,8 @@ def _open_routed(context: AlertContext, route: Route, draft: _Draft) -> None:
         key = idempotency_key(alert.uid, route.destination, draft.epoch)
         draft.deliveries.append(Delivery(label, draft.epoch, key, State.PENDING, rules=route.rules))
         index = len(draft.deliveries) - 1
-    delivery = draft.deliveries[index]
+    destination = context.destinations.get(route.destination)
+    delivery = draft.deliveries[index] = alertevents.in_destination_mode(context, draft.deliveries[index], destination)
     if delivery.state not in (State.PENDING, State.FAILED, State.DEFERRED):
         return
     hold = noise_control(context, route, replace(delivery, rules=route.rules))
@@ -153,7 +155,6 @@ def _open_routed(context: AlertContext, route: Route, draft: _Draft) -> None:
         draft.events.extend([hold.event] if hold.event else [])
         draft.wait(hold.requeue_after)
         return
-    destination = context.destinations.get(route.destination)
     if unchanged_since_failure(delivery, alert, destination):
         return
     blocked = blocked_by(destination, label)
@@ -166,6 +167,10 @@ def _open_routed(context: AlertContext, route: Route, draft: _Draft) -> None:
         return
     assert destination is not None
     attempt = _attempt(delivery, alert, destination, state=State.PENDING)
+    if delivery.alert_event:
+        draft.deliveries[index] = attempt
+        draft.actions.append(alertevents.send(context, delivery, destination, "firing"))
+        return
     draft.deliveries[index], request = opening(context, destination, attempt)
     draft.actions.append(OpenIncident(route.destination, label, draft.epoch, request))
 
@@ -197,7 +202,7 @@ def _forget_unsent(alert: DataAlert, draft: _Draft) -> None:
         if closing(alert) or delivery.epoch < draft.epoch:
             if delivery.state is State.PENDING and delivery.attempts == 0:
                 continue  # never sent: nothing can exist in incident.io
-            if delivery.state is State.FAILED and not delivery.incident_id:
+            if delivery.state is State.FAILED and not delivery.delivered:
                 continue  # the create was refused: nothing to close
         kept.append(delivery)
     draft.deliveries = kept
@@ -234,6 +239,9 @@ def _close_finished(context: AlertContext, index: int, draft: _Draft) -> None:
         draft.wait(wait)
         return
     assert destination is not None and destination.spec is not None
+    if delivery.alert_event:
+        _resolve_alert(context, index, draft, destination)
+        return
     # A close counts its own attempts; an unconfirmed create goes on counting the create's.
     attempts = 1 if delivery.state is State.OPEN else delivery.attempts + 1
     state = State.CLOSING if delivery.incident_id else State.PENDING
@@ -245,6 +253,15 @@ def _close_finished(context: AlertContext, index: int, draft: _Draft) -> None:
         # A create whose outcome is unknown: re-send the same key and close what comes back.
         create = _create_request(context, destination, delivery)
         draft.actions.append(OpenIncident(ref, delivery.destination, delivery.epoch, create, then_close=True))
+
+
+def _resolve_alert(context: AlertContext, index: int, draft: _Draft, destination: Destination) -> None:
+    """The resolved event finds the alert by its deduplication key, whether or not the firing one was confirmed."""
+    delivery = draft.deliveries[index]
+    attempts = 1 if delivery.state is State.FIRING else delivery.attempts + 1
+    state = State.FIRING if delivery.delivered else State.PENDING
+    draft.deliveries[index] = _attempt(delivery, context.alert, destination, state=state, attempts=attempts)
+    draft.actions.append(alertevents.send(context, delivery, destination, "resolved"))
 
 
 def _attempt(

@@ -78,7 +78,8 @@ def _readiness(
         return False, "Retrying", _join(f"{d.destination}: {d.last_error}" for d in errors), True
     pending = [d for d in current if d.state is State.PENDING]
     if pending or acting:
-        return False, "Delivering", "opening incidents in incident.io", True
+        doing = "sending alert events to" if pending and all(d.alert_event for d in pending) else "opening incidents in"
+        return False, "Delivering", f"{doing} incident.io", True
     held = [d for d in current if d.state in HELD_STATES]
     ended = [d for d in current if d.reason == ENDED_REASON]
     opened = [_opened(d) for d in current if d.state not in HELD_STATES and d.reason != ENDED_REASON]
@@ -110,7 +111,8 @@ def _closing_readiness(context: AlertContext, deliveries: Sequence[Delivery]) ->
     if errors:
         return False, "Retrying", _join(f"{d.destination}: {d.last_error}" for d in errors), True
     if busy:
-        return False, "Closing", "closing incidents in incident.io", True
+        doing = "resolving alerts in" if all(d.alert_event for d in busy) else "closing incidents in"
+        return False, "Closing", f"{doing} incident.io", True
     left = [d for d in relevant if d.state is State.LEFT_OPEN]
     if left:
         message = _join(
@@ -129,10 +131,17 @@ def _closing_readiness(context: AlertContext, deliveries: Sequence[Delivery]) ->
         ]
         message = _join(said) or "incidents closed"
         return True, "Closed", message, False
+    resolved = [
+        f"alert {d.deduplication_key} resolved in {d.destination}" for d in deliveries if d.state is State.RESOLVED
+    ]
+    if resolved:
+        return True, "Resolved", _join(resolved), False
     return True, "Resolved", "the alert is resolved; no incident was open", False
 
 
 def _opened(delivery: Delivery) -> str:
+    if delivery.alert_event:
+        return f"alert {delivery.deduplication_key} firing in {delivery.destination}"
     note = open_note(delivery)
     return f"incident {delivery.reference} open in {delivery.destination}" + (f" ({note})" if note else "")
 

@@ -17,7 +17,7 @@ from typing import Any
 from incidentio_operator.api import CLOSING_STATES, DataAlert, format_time, parse_time
 from incidentio_operator.decisions.delivery.model import Delivery, State
 
-FINISHED = (State.CLOSED, State.LEFT_OPEN, State.SUPPRESSED, State.FAILED)
+FINISHED = (State.CLOSED, State.RESOLVED, State.LEFT_OPEN, State.SUPPRESSED, State.FAILED)
 SETTLED_AT, DELETE_AFTER = "settledAt", "deleteAfter"
 
 
@@ -35,8 +35,8 @@ def settled(alert: DataAlert, epoch: int, deliveries: Sequence[Delivery]) -> boo
     for delivery in deliveries:
         if delivery.holds_incident or delivery.state not in FINISHED:
             return False
-        if delivery.state is State.FAILED and delivery.incident_id:
-            return False  # a refused close: the incident is still open in incident.io
+        if delivery.state is State.FAILED and delivery.delivered:
+            return False  # a refused close (or resolve): the incident (or alert) is still open in incident.io
     if alert.spec.state in CLOSING_STATES:
         return True
     current = [d for d in deliveries if d.epoch == epoch]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from incidentio_operator.api import format_time
+from incidentio_operator.decisions.delivery import alertevents
 from incidentio_operator.decisions.delivery.ended import ended_event_message, record_ended
 from incidentio_operator.decisions.delivery.model import (
     AlertContext,
@@ -34,6 +35,8 @@ def _failure_message(error: IncidentIoError, action: str) -> str:
         text += f": {detail}" if detail else ""
         text += f" (request_id {error.request_id})" if error.request_id else ""
     hint = ""
+    if action == "alert event":
+        return f"{text}{_alert_event_hint(error)}"
     if isinstance(error, Unauthorized):
         hint = " The API key was rejected: put a valid key in the destination's Secret."
     elif isinstance(error, Forbidden):
@@ -49,6 +52,16 @@ def _failure_message(error: IncidentIoError, action: str) -> str:
     elif error.status == 404:
         hint = " The incident no longer exists in incident.io."
     return f"{text}{hint}"
+
+
+def _alert_event_hint(error: IncidentIoError) -> str:
+    if isinstance(error, Unauthorized | Forbidden):
+        return " The alert source refused the token: put its token in the Secret of spec.alertSource.tokenSecretRef."
+    if error.status == 404:
+        return " No HTTP alert source has this ID: check spec.alertSource.configId."
+    if error.status in (400, 422):
+        return " incident.io refused the alert event; editing the alert or the destination retries it."
+    return ""
 
 
 def settle(context: AlertContext, executed: Plan, outcomes: Sequence[Outcome]) -> Settlement:
@@ -69,7 +82,9 @@ def settle(context: AlertContext, executed: Plan, outcomes: Sequence[Outcome]) -
         was_pending = executed.deliveries[index].state is State.PENDING
         if outcome.error is None:
             deliveries[index] = _succeeded(context, deliveries[index], outcome, was_pending, events)
-            if deliveries[index].state is State.CLOSING:
+            if deliveries[index].state is State.CLOSING or (
+                deliveries[index].state is State.FIRING and closing(context.alert)
+            ):
                 requeue = earliest(requeue, 0.0)
         else:
             deliveries[index], delay = _failed(context, deliveries[index], outcome.error, events)
@@ -86,7 +101,9 @@ def settle(context: AlertContext, executed: Plan, outcomes: Sequence[Outcome]) -
 def _succeeded(
     context: AlertContext, delivery: Delivery, outcome: Outcome, was_pending: bool, events: list[DeliveryEvent]
 ) -> Delivery:
-    """The delivery after a call that worked: the incident it opened, or its close."""
+    """The delivery after a call that worked: the incident it opened, or its close (or the alert event accepted)."""
+    if outcome.event_status:
+        return alertevents.accepted(context, delivery, outcome, events)
     alert, stamp = context.alert, format_time(context.now)
     ref = destination_ref(delivery.destination, alert.ref.namespace)
     incident = outcome.incident
@@ -124,7 +141,9 @@ def _failed(
 ) -> tuple[Delivery, float | None]:
     """The delivery after a refused call, and when to try again (None: not until something changes)."""
     alert = context.alert
-    message = _failure_message(error, "close" if delivery.incident_id else "create")
+    message = _failure_message(
+        error, "alert event" if delivery.alert_event else "close" if delivery.incident_id else "create"
+    )
     if error.retryable or isinstance(error, Unauthorized | Forbidden):
         delay = retry_delay(delivery.attempts, context.retry_base)
         if isinstance(error, RateLimited) and error.retry_after is not None:
