@@ -123,13 +123,7 @@ def _closing_readiness(context: AlertContext, deliveries: Sequence[Delivery]) ->
         return True, "LeftOpen", message, False
     closed = [d for d in deliveries if d.state is State.CLOSED and d.epoch == int(alert.status.get("epoch") or 0)]
     if closed or any(d.state is State.CLOSED for d in deliveries):
-        said = [
-            f"{d.message} ({d.destination})"
-            if d.reason == ENDED_REASON
-            else f"incident {d.reference} closed in {d.destination}"
-            for d in closed
-        ]
-        message = _join(said) or "incidents closed"
+        message = _join(_closed_words(d) for d in closed) or "incidents closed"
         return True, "Closed", message, False
     resolved = [
         f"alert {d.deduplication_key} resolved in {d.destination}" for d in deliveries if d.state is State.RESOLVED
