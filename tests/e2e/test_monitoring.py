@@ -102,6 +102,8 @@ ALERT_EXPRESSIONS: dict[str, Expect] = {
     "IncidentioDeliveriesBacklogGrowing": Expect({series(job=JOB): 1}),
     "IncidentioRateLimited": Expect({series(job=JOB): POSITIVE}),
     "IncidentioReconcileErrors": Expect({series(job=JOB, kind="dataalerts"): POSITIVE}, complete=False),
+    # The scenario's destinations have no heartbeat: no beat, no series, silent.
+    "IncidentioHeartbeatFailing": Expect({}),
 }
 
 
