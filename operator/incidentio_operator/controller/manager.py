@@ -28,6 +28,7 @@ from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.destinations import DestinationReconciler
 from incidentio_operator.controller.drift import DriftChecker
 from incidentio_operator.controller.gate import CallGate
+from incidentio_operator.controller.looplag import sample_lag
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.controller.noise import NoiseControl
 from incidentio_operator.controller.recorder import EventRecorder
@@ -145,6 +146,7 @@ class Controller:
         ]
         self._tasks.append(asyncio.create_task(self._sweep(), name="sweep"))
         self._tasks.append(asyncio.create_task(self.drift.run(), name="drift-checks"))
+        self._tasks.append(asyncio.create_task(sample_lag(self.metrics.event_loop_lag), name="loop-lag"))
 
     def scopes(self) -> list[str | None]:
         """Where the operator lists: each exact namespace it watches, or the whole cluster (None).
