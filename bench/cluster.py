@@ -61,11 +61,13 @@ class Cluster:
         # this process, so one offset taken now maps the first onto the second.
         self.monotonic_to_wall = time.time() - time.monotonic()
 
-    def setup_team(self, namespace: str = NS, key: str = DEMO_KEY) -> None:
+    def setup_team(self, namespace: str = NS, key: str = DEMO_KEY, **destination_spec: Any) -> None:
         client = self.env.client
         client.apply(objects.namespace(namespace))
         client.apply(objects.secret(key, ns=namespace))
-        client.apply(objects.destination(self.env.sim.url, DESTINATION, namespace))
+        destination = objects.destination(self.env.sim.url, DESTINATION, namespace)
+        destination["spec"].update(destination_spec)
+        client.apply(destination)
         client.apply(objects.rule(RULE, [DESTINATION], namespace, eventTypes=["schema_change"]))
 
     def start_operator(self, *args: str) -> OperatorProcess:
