@@ -62,10 +62,7 @@ def _noise_objects(ns: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
             [DESTINATION],
             ns,
             eventTypes=["schema_change"],
-            schedule={
-                "timeZone": "Europe/Berlin",
-                "windows": [{"days": [1, 2, 3, 4, 5, 6, 7], "start": "00:00", "end": "24:00"}],
-            },
+            schedule={"timeZone": "Europe/Berlin", "windows": [every_day]},
             cooldown="1h",
             maxIncidentsPerDay=20,
         )
