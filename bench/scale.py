@@ -11,7 +11,7 @@ from tests.e2e import objects
 from tests.harness import wait_for
 
 from bench import detector as bulk
-from bench.cluster import ALERTS, DESTINATION, NS, Cluster, alert_body
+from bench.cluster import ALERTS, DESTINATION, NS, RULE, Cluster, alert_body
 from bench.common import UNLIMITED, Figures, Sizes, restart_figures, settle, started
 from bench.steady import steady_load
 
@@ -80,3 +80,7 @@ def _put_settled(cluster: Cluster, template: dict[str, Any], count: int) -> None
             cluster.env.kube.put_object({**body, "status": status})
 
     cluster.env.loop.run(write(), timeout=1800)
+    # The rule counts the alerts it matches (the clones and the template), as the operator would have left it.
+    rule = cluster.env.kube.get_object(objects.GV, "alertrules", NS, RULE) or {}
+    status = {**(rule.get("status") or {}), "matchedAlerts": count + 1}
+    cluster.env.kube.put_object({**rule, "status": status})
