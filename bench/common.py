@@ -20,7 +20,8 @@ from bench.cluster import ALERTS, DESTINATION, NS, RULE, Cluster, alert_body
 from bench.process import machine_busy_seconds, read_sample
 from bench.scrape import lag_histogram, local_histogram, total
 from incidentio_operator.api import AlertRule, DataAlert, Destination
-from incidentio_operator.api.alert import FINALIZER
+from incidentio_operator.api.alert import FINALIZER, OWNER_LABEL
+from incidentio_operator.controller.settings import Settings
 from incidentio_operator.decisions import delivery as lifecycle
 from incidentio_operator.decisions.routing import route
 from incidentio_operator.incidentio import Account, ApiKey, IncidentIoClient, RateLimit
@@ -207,6 +208,8 @@ async def deliver(cluster: Cluster, names: Sequence[str]) -> None:
         async def one(name: str) -> None:
             body = alert_body(name)
             body["metadata"]["finalizers"] = [FINALIZER]
+            # The replica that opened the incidents labels the alert as their owner (one replica: "all").
+            body["metadata"]["labels"] = {**(body["metadata"].get("labels") or {}), OWNER_LABEL: Settings().owner}
             stored = kube.put_object(body)
             alert = DataAlert.from_body(stored)
             assert alert.spec is not None

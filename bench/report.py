@@ -159,7 +159,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("restart", "restart", "idle_seconds", "start -> idle", "s", at_most(60)),
     Figure("restart", "restart", "incidentio_calls", "incident.io calls", "count", exactly(0)),
     Figure("restart", "restart", "kube_calls", "Kubernetes API calls", "count"),
-    Figure("restart", "restart", "kube_writes", "Kubernetes API writes", "count"),
+    Figure("restart", "restart", "kube_writes", "Kubernetes API writes", "count", exactly(0)),
     Figure("economy", "burst", "creates_per_alert_min", "creates per alert (min)", "calls", exactly(1)),
     Figure("economy", "burst", "creates_per_alert_max", "creates per alert (max)", "calls", exactly(1)),
     Figure("economy", "burst", "closes_per_alert_min", "closes per alert (min)", "calls", exactly(1)),
