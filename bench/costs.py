@@ -43,9 +43,9 @@ def drift_reads(workdir: Path, sizes: Sizes) -> Figures:
         cluster.wait_team_ready()
         # Each incident is first due an interval after the operator first saw it open.
         time.sleep(sizes.drift_warmup)
-        before, started_at = len(cluster.sim_requests("get_incident")), time.monotonic()
+        before, started_at = len(cluster.sim_requests("show_incident")), time.monotonic()
         time.sleep(sizes.drift_window)
-        reads = len(cluster.sim_requests("get_incident")) - before
+        reads = len(cluster.sim_requests("show_incident")) - before
         seconds = time.monotonic() - started_at
         return {"drift_reads_per_s": reads / seconds, "drift_budget_share": reads / seconds / sizes.limit_refill}
     finally:
