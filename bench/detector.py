@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bench.cluster import ALERTS_PATH, BENCH_MANAGER, MERGE_PATCH, alert_body, alert_names
+from bench.cluster import BENCH_MANAGER, MERGE_PATCH, NS, alert_body, alert_names, alerts_path
 from incidentio_operator.incidentio.transport import AiohttpTransport
 
 
@@ -35,9 +35,10 @@ async def _send(
 class Detector:
     """What a detector does, over HTTP: create DataAlerts and set their state, many at once."""
 
-    def __init__(self, base_url: str, concurrency: int = 32) -> None:
+    def __init__(self, base_url: str, concurrency: int = 32, namespace: str = NS) -> None:
         self.base_url = base_url
         self.concurrency = concurrency
+        self.namespace = namespace
         # Wall time each create was answered: the stand-in records a create without the object's name.
         self.created_at: dict[str, float] = {}
 
@@ -52,24 +53,31 @@ class Detector:
             transport=AiohttpTransport(max_connections=self.concurrency),
         )
 
-    async def _create(self, client: httpx.AsyncClient, limit: asyncio.Semaphore, name: str) -> dict[str, Any]:
-        created = await _send(client, limit, "POST", f"{ALERTS_PATH}?{BENCH_MANAGER}", alert_body(name), {})
+    async def _create(
+        self, client: httpx.AsyncClient, limit: asyncio.Semaphore, name: str, namespace: str | None = None
+    ) -> dict[str, Any]:
+        namespace = namespace or self.namespace
+        body = alert_body(name, namespace)
+        created = await _send(client, limit, "POST", f"{alerts_path(namespace)}?{BENCH_MANAGER}", body, {})
         self.created_at[name] = time.time()
         return created
 
-    async def _resolve(self, client: httpx.AsyncClient, limit: asyncio.Semaphore, name: str) -> dict[str, Any]:
-        patch = {"spec": {"state": "resolved"}}
-        return await _send(client, limit, "PATCH", f"{ALERTS_PATH}/{name}?{BENCH_MANAGER}", patch, MERGE_PATCH)
+    async def _resolve(
+        self, client: httpx.AsyncClient, limit: asyncio.Semaphore, name: str, namespace: str | None = None
+    ) -> dict[str, Any]:
+        path = f"{alerts_path(namespace or self.namespace)}/{name}?{BENCH_MANAGER}"
+        return await _send(client, limit, "PATCH", path, {"spec": {"state": "resolved"}}, MERGE_PATCH)
 
-    async def create_all(self, names: Sequence[str]) -> list[dict[str, Any]]:
+    async def create_all(self, names: Sequence[str], namespaces: Sequence[str] = ()) -> None:
+        """Create the alerts in each namespace (or the detector's own), the namespaces' turns interleaved."""
         limit = asyncio.Semaphore(self.concurrency)
         async with self._client() as client:
-            return list(await asyncio.gather(*(self._create(client, limit, name) for name in names)))
+            await asyncio.gather(*(self._create(client, limit, n, ns) for n, ns in _across(names, namespaces)))
 
-    async def resolve_all(self, names: Sequence[str]) -> None:
+    async def resolve_all(self, names: Sequence[str], namespaces: Sequence[str] = ()) -> None:
         limit = asyncio.Semaphore(self.concurrency)
         async with self._client() as client:
-            await asyncio.gather(*(self._resolve(client, limit, name) for name in names))
+            await asyncio.gather(*(self._resolve(client, limit, n, ns) for n, ns in _across(names, namespaces)))
 
     async def steady(self, names: Sequence[str], rate: float, resolve_after: float) -> None:
         """Create one alert every 1/rate seconds and resolve each ``resolve_after`` seconds after its creation.
@@ -91,19 +99,33 @@ class Detector:
             await asyncio.gather(*(one(i, name) for i, name in enumerate(names)))
 
 
-def burst(url: str, action: str, prefix: str, count: int) -> None:
-    """Create (or resolve) ``count`` alerts named by ``alert_names(prefix, count)`` from a separate process."""
-    command = [sys.executable, "-m", "bench.detector", action, url, prefix, str(count)]
+def _across(names: Sequence[str], namespaces: Sequence[str]) -> list[tuple[str, str | None]]:
+    """Every (name, namespace) pair, one of each namespace in turn, so no namespace's alerts all come first."""
+    if not namespaces:
+        return [(name, None) for name in names]
+    return [(tenant_alert(ns, name), ns) for name in names for ns in namespaces]
+
+
+def tenant_alert(namespace: str, name: str) -> str:
+    """A tenant's alert name: unique across namespaces, as the incident titles (which end with it) must be."""
+    return f"{namespace}-{name}"
+
+
+def burst(url: str, action: str, prefix: str, count: int, namespaces: Sequence[str] = ()) -> None:
+    """Create (or resolve) ``count`` alerts named by ``alert_names(prefix, count)`` from a separate process,
+    in each of ``namespaces`` (named by ``tenant_alert``) or else in the bench's own namespace."""
+    command = [sys.executable, "-m", "bench.detector", action, url, prefix, str(count), ",".join(namespaces)]
     subprocess.run(command, check=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
 
 
 def main(argv: list[str]) -> int:
     action, url, prefix, count = argv[0], argv[1], argv[2], int(argv[3])
+    namespaces = [ns for ns in (argv[4] if len(argv) > 4 else "").split(",") if ns]
     detector, names = Detector(url), alert_names(prefix, count)
     if action == "create":
-        asyncio.run(detector.create_all(names))
+        asyncio.run(detector.create_all(names, namespaces))
     elif action == "resolve":
-        asyncio.run(detector.resolve_all(names))
+        asyncio.run(detector.resolve_all(names, namespaces))
     else:
         print(f"unknown action {action!r}: create or resolve", file=sys.stderr)
         return 2

@@ -42,6 +42,12 @@ def read_sample(pid: int) -> Sample | None:
     return Sample(time.monotonic(), kib("VmRSS"), kib("VmHWM"), cpu)
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (/proc/stat, all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS
+
+
 class OperatorProcess:
     """``incidentio-operator run`` at production log level (the e2e harness runs it with --verbose)."""
 

@@ -43,6 +43,48 @@ class Figure:
     over: tuple[str, str] | None = None
 
 
+TENANTS = (
+    Figure("tenants", "tenants", "open_calls_per_s", "burst: incident.io calls/s, all keys busy", "calls/s"),
+    Figure("tenants", "tenants", "open_ceiling_fraction", "burst: calls/s / (keys x 20/s)", "ratio", at_least(0.9)),
+    Figure("tenants", "tenants", "open_calls_over_minimal", "burst: calls/s / minimal loop's", "ratio", at_least(0.8)),
+    Figure("tenants", "tenants", "open_spread", "burst: slowest tenant / fastest", "ratio", at_most(1.5)),
+    Figure("tenants", "tenants", "open_429", "burst: 429 responses", "count", exactly(0)),
+    Figure("tenants", "tenants", "close_calls_per_s", "resolve: incident.io calls/s, all keys busy", "calls/s"),
+    Figure("tenants", "tenants", "close_ceiling_fraction", "resolve: calls/s / (keys x 20/s)", "ratio", at_least(0.9)),
+    Figure(
+        "tenants", "tenants", "close_calls_over_minimal", "resolve: calls/s / minimal loop's", "ratio", at_least(0.8)
+    ),
+    Figure("tenants", "tenants", "close_spread", "resolve: slowest tenant / fastest", "ratio", at_most(1.5)),
+    Figure("tenants", "tenants", "close_429", "resolve: 429 responses", "count", exactly(0)),
+    Figure("tenants", "tenants", "open_calls_per_s_minimal", "minimal loop, burst: calls/s", "calls/s"),
+    Figure("tenants", "tenants", "close_calls_per_s_minimal", "minimal loop, resolve: calls/s", "calls/s"),
+    Figure("tenants", "tenants", "open_spread_minimal", "minimal loop, burst: slowest / fastest", "ratio"),
+)
+SCALE = (
+    Figure("scale", "scale", "idle_seconds", "restart over 50k settled: start -> idle", "s", at_most(30)),
+    Figure("scale", "scale", "incidentio_calls", "restart over 50k: incident.io calls", "count", exactly(0)),
+    Figure("scale", "scale", "kube_writes", "restart over 50k: Kubernetes writes", "count", exactly(0)),
+    Figure("scale", "scale", "kube_calls", "restart over 50k: Kubernetes calls", "count"),
+    Figure("scale", "scale", "rss_peak_mb", "restart over 50k: peak RSS", "MB", at_most(300)),
+    Figure("scale", "scale", "steady_open_p50_ms", "50k present, steady: create -> open p50", "ms"),
+    Figure("scale", "scale", "steady_open_p99_ms", "50k present, steady: create -> open p99", "ms", at_most(250)),
+    Figure("scale", "scale", "steady_close_p99_ms", "50k present, steady: resolved -> closed p99", "ms"),
+    Figure(
+        "scale", "scale", "steady_loop_lag_max_ms", "50k present, steady: loop lag max (bucket)", "ms", at_most(100)
+    ),
+    Figure("scale", "scale", "steady_other_cores", "50k present, steady: CPU of everything else", "cores"),
+)
+COSTS = (
+    Figure("costs", "costs", "drift_reads_per_s", "drift reads, 1,000 open incidents, 1m interval", "reads/s"),
+    Figure("costs", "costs", "drift_budget_share", "drift reads / the key's 20/s", "ratio", at_most(0.05)),
+    Figure("costs", "costs", "decision_plain_us", "decision per alert: 1 rule", "us"),
+    Figure("costs", "costs", "decision_noise_us", "decision per alert: +20 noise rules, 5 blackouts", "us"),
+    Figure("costs", "costs", "noise_evaluation_us", "noise-control evaluation per alert", "us"),
+    Figure("costs", "costs", "secrets_rss_mb", "idle RSS with 2,000 unrelated Secrets", "MB"),
+    Figure("costs", "costs", "secrets_rss_delta_mb", "idle RSS: with them - without", "MB"),
+    Figure("costs", "costs", "secret_bodies_read", "Secret bodies the operator read", "count"),
+)
+
 FIGURES: tuple[Figure, ...] = (
     Figure("burst", "burst", "open_rate", "trigger -> incident open", "alerts/s", at_least(100)),
     Figure("burst", "burst", "close_rate", "resolve -> incident closed", "alerts/s", at_least(100)),
@@ -77,6 +119,39 @@ FIGURES: tuple[Figure, ...] = (
     Figure("latency", "latency", "close_p50_ms", "resolved -> closed p50", "ms"),
     Figure("latency", "latency", "close_p95_ms", "resolved -> closed p95", "ms"),
     Figure("latency", "latency", "close_p99_ms", "resolved -> closed p99", "ms", at_most(500)),
+    Figure("latency", "latency", "open_p99_over_p50", "create -> open p99 / p50", "ratio", at_most(5)),
+    Figure("latency", "latency", "resolved_before_open", "alerts resolved before their incident opened", "count"),
+    Figure("latency", "latency", "loop_lag_p99_ms", "operator event-loop lag p99 (bucket bound)", "ms"),
+    Figure("latency", "latency", "loop_lag_max_ms", "operator event-loop lag max (bucket bound)", "ms", at_most(100)),
+    Figure("latency", "latency", "standin_loop_lag_max_ms", "stand-in + simulator loop lag max (bucket)", "ms"),
+    Figure("latency", "latency", "rate_limit_waits", "operator waits for its rate limiter", "count"),
+    Figure("latency", "latency", "operator_cores", "CPU: operator", "cores"),
+    Figure("latency", "latency", "bench_cores", "CPU: stand-in, simulator, detector", "cores"),
+    Figure("latency", "latency", "other_cores", "CPU: everything else on the machine", "cores"),
+    # The honest floor: the same burst through bench/minimal.py (watch, create or close, one status write).
+    Figure("floor", "floor", "open_rate_minimal", "minimal loop: trigger -> incident open", "alerts/s"),
+    Figure("floor", "floor", "close_rate_minimal", "minimal loop: resolve -> incident closed", "alerts/s"),
+    Figure(
+        "floor",
+        "burst",
+        "open_ratio_minimal",
+        "burst open / minimal loop",
+        "ratio",
+        at_least(0.5),
+        ("open_rate", "open_rate_minimal"),
+    ),
+    Figure(
+        "floor",
+        "burst",
+        "close_ratio_minimal",
+        "burst close / minimal loop",
+        "ratio",
+        at_least(0.5),
+        ("close_rate", "close_rate_minimal"),
+    ),
+    *TENANTS,
+    *SCALE,
+    *COSTS,
     Figure("rate-limited", "rate-limited", "limit_fraction", "answered / allowed by limit", "ratio", at_least(0.95)),
     Figure("rate-limited", "rate-limited", "achieved_rate", "answered calls per second", "calls/s"),
     Figure("rate-limited", "rate-limited", "share_429", "calls answered 429", "ratio", at_most(0.01)),
@@ -84,7 +159,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("restart", "restart", "idle_seconds", "start -> idle", "s", at_most(60)),
     Figure("restart", "restart", "incidentio_calls", "incident.io calls", "count", exactly(0)),
     Figure("restart", "restart", "kube_calls", "Kubernetes API calls", "count"),
-    Figure("restart", "restart", "kube_writes", "Kubernetes API writes", "count"),
+    Figure("restart", "restart", "kube_writes", "Kubernetes API writes", "count", exactly(0)),
     Figure("economy", "burst", "creates_per_alert_min", "creates per alert (min)", "calls", exactly(1)),
     Figure("economy", "burst", "creates_per_alert_max", "creates per alert (max)", "calls", exactly(1)),
     Figure("economy", "burst", "closes_per_alert_min", "closes per alert (min)", "calls", exactly(1)),
@@ -113,6 +188,9 @@ SCENARIO_RUNS: dict[str, tuple[str, ...]] = {
     "restart": ("restart",),
     "economy": ("burst",),
     "memory": ("restart",),
+    "tenants": ("tenants",),
+    "scale": ("scale",),
+    "costs": ("costs",),
 }
 
 

@@ -1,91 +1,48 @@
-"""The seven scenarios; each run builds a fresh cluster and returns its figures, timed from server-side logs."""
+"""The scenarios and their registry; each run builds a fresh cluster and returns figures timed from server logs."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import statistics
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.e2e import objects
-from tests.harness import DEMO_KEY, wait_for
+from tests.harness import DEMO_KEY
 
 from bench import detector as bulk
-from bench.cluster import ALERTS, DESTINATION, NS, RULE, Cluster, alert_body, alert_names
-from bench.detector import Detector
-from incidentio_operator.api import AlertRule, DataAlert, Destination
-from incidentio_operator.api.alert import FINALIZER
-from incidentio_operator.decisions import delivery as lifecycle
-from incidentio_operator.decisions.routing import route
-from incidentio_operator.incidentio import Account, ApiKey, IncidentIoClient, RateLimit
-
-Figures = dict[str, float]
-CONCURRENCY = 32  # the operator's default --concurrency, which the floor mirrors
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """How big each scenario is; ``quick`` shrinks all of them for the smoke test."""
-
-    burst: int = 2000
-    latency_rate: float = 20.0
-    latency_window: float = 60.0
-    latency_resolve_after: float = 2.0
-    limited: int = 1000
-    limit_per_minute: int = 1200
-    limit_refill: float = 20.0
-    restart: int = 10000
-
-    @classmethod
-    def quick(cls) -> Sizes:
-        # A small bucket so that even a few alerts run into the limit, as the full scenario does.
-        return cls(burst=30, latency_window=2.0, limited=30, limit_per_minute=20, restart=200)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
-
-
-def _started(cluster: Cluster, *args: str) -> Cluster:
-    cluster.setup_team()
-    cluster.start_operator(*args)
-    cluster.wait_team_ready()
-    return cluster
-
-
-def _settle(cluster: Cluster) -> None:
-    """Wait for the operator to finish what it is doing (its CPU goes quiet), bounded."""
-    assert cluster.operator is not None
-    cluster.operator.wait_idle(after=time.monotonic(), quiet=0.5, timeout=120.0)
-
-
-# ---------------------------------------------------------------------------------------------- burst + economy
-
-
-# The burst measures the operator's own throughput against a simulator without a rate limit, so the
-# operator's client-side pacing (incident.io's 20/s per key) is lifted for it as well.
-UNLIMITED = ("--rate-limit-per-minute", "1000000", "--rate-limit-refill", "100000")
+from bench.cluster import ALERTS, NS, Cluster, alert_names
+from bench.common import (
+    CONCURRENCY,
+    UNLIMITED,
+    UNLIMITED_RATE,
+    Figures,
+    Sizes,
+    deliver,
+    restart_figures,
+    run_minimal,
+    settle,
+    started,
+)
+from bench.costs import costs
+from bench.scale import scale
+from bench.steady import latency
+from bench.tenants import tenants
 
 
 def burst(workdir: Path, sizes: Sizes) -> Figures:
-    cluster = _started(Cluster(workdir), *UNLIMITED)
+    cluster = started(Cluster(workdir), *UNLIMITED)
     try:
         names = alert_names("burst", sizes.burst)
         bulk.burst(cluster.env.kube.url, "create", "burst", len(names))
         cluster.wait_incidents(opened=len(names), timeout=60 + len(names) / 10)
-        _settle(cluster)
+        settle(cluster)
         bulk.burst(cluster.env.kube.url, "resolve", "burst", len(names))
         cluster.wait_incidents(opened=len(names), closed=len(names), timeout=60 + len(names) / 10)
-        _settle(cluster)
+        settle(cluster)
 
         first_create = min(c.at for c in cluster.bench_kube_calls("create"))
         first_resolve = min(c.at for c in cluster.bench_kube_calls("patch"))
@@ -151,37 +108,31 @@ def floor(workdir: Path, sizes: Sizes) -> Figures:
             figures[f"close_rate{suffix}"] = count / (max(r.at for r in closes) - min(r.at for r in closes))
         finally:
             cluster.close()
-    return figures
+    return {**figures, **minimal_floor(workdir / "minimal", sizes)}
 
 
-# ---------------------------------------------------------------------------------------------- latency
-
-
-def latency(workdir: Path, sizes: Sizes) -> Figures:
-    cluster = _started(Cluster(workdir))
+def minimal_floor(workdir: Path, sizes: Sizes) -> Figures:
+    """The honest floor (bench/minimal.py) through the same burst as the operator's, timed the same way."""
+    cluster = Cluster(workdir)
+    cluster.setup_team()
     try:
-        names = alert_names("steady", round(sizes.latency_rate * sizes.latency_window))
-        detector = Detector(cluster.env.kube.url)
-        asyncio.run(detector.steady(names, sizes.latency_rate, sizes.latency_resolve_after))
-        cluster.wait_incidents(opened=len(names), closed=len(names), timeout=120)
-        created_at = detector.created_at
-        resolved_at = {c.name: c.at for c in cluster.bench_kube_calls("patch")}
-        opened_at: dict[str, float] = {}
-        for r in cluster.sim_requests("create_incident", ok=True):
-            opened_at.setdefault(str(r.body["name"]).rsplit(" ", 1)[-1], cluster.sim_wall(r))
-        by_id = cluster.incident_alerts()
-        closed_at: dict[str, float] = {}
-        for r in cluster.sim_requests("edit_incident", ok=True):
-            closed_at.setdefault(by_id[r.path.split("/")[3]], cluster.sim_wall(r))
-        to_open = [(opened_at[n] - created_at[n]) * 1000 for n in names]
-        to_close = [(closed_at[n] - max(resolved_at[n], opened_at[n])) * 1000 for n in names]
+        names = alert_names("burst", sizes.burst)
+        since = time.time()
+        process = run_minimal(cluster, len(names), {NS: DEMO_KEY}, UNLIMITED_RATE)
+        try:
+            bulk.burst(cluster.env.kube.url, "create", "burst", len(names))
+            cluster.wait_incidents(opened=len(names), timeout=60 + len(names) / 10)
+            bulk.burst(cluster.env.kube.url, "resolve", "burst", len(names))
+            process.wait(timeout=60 + len(names) / 10)
+        finally:
+            process.kill()
+        first_create = min(c.at for c in cluster.bench_kube_calls("create") if c.at >= since)
+        first_resolve = min(c.at for c in cluster.bench_kube_calls("patch") if c.at >= since)
+        last_open = max(cluster.sim_wall(r) for r in cluster.sim_requests("create_incident", ok=True))
+        last_close = max(cluster.sim_wall(r) for r in cluster.sim_requests("edit_incident", ok=True))
         return {
-            "open_p50_ms": percentile(to_open, 50),
-            "open_p95_ms": percentile(to_open, 95),
-            "open_p99_ms": percentile(to_open, 99),
-            "close_p50_ms": percentile(to_close, 50),
-            "close_p95_ms": percentile(to_close, 95),
-            "close_p99_ms": percentile(to_close, 99),
+            "open_rate_minimal": len(names) / (last_open - first_create),
+            "close_rate_minimal": len(names) / (last_close - first_resolve),
         }
     finally:
         cluster.close()
@@ -193,7 +144,7 @@ def latency(workdir: Path, sizes: Sizes) -> Figures:
 def rate_limited(workdir: Path, sizes: Sizes) -> Figures:
     capacity, refill = sizes.limit_per_minute, sizes.limit_refill
     cluster = Cluster(workdir, rate_limit_per_minute=capacity, refill_per_second=refill)
-    _started(cluster, "--rate-limit-per-minute", str(capacity), "--rate-limit-refill", str(refill))
+    started(cluster, "--rate-limit-per-minute", str(capacity), "--rate-limit-refill", str(refill))
     try:
         names = alert_names("limited", sizes.limited)
         bulk.burst(cluster.env.kube.url, "create", "limited", len(names))
@@ -220,80 +171,15 @@ def rate_limited(workdir: Path, sizes: Sizes) -> Figures:
 # ---------------------------------------------------------------------------------------------- restart + memory
 
 
-async def _deliver(cluster: Cluster, names: Sequence[str]) -> None:
-    """Put the alerts in the stand-in as the operator leaves them once delivered, with their incidents opened.
-
-    The status comes from the operator's own pure planner and settler, and each incident is created through
-    the simulator's API with the idempotency key the operator derives, so a restart finds exactly its own state.
-    """
-    kube = cluster.env.kube
-    gv = objects.GV
-    destination = Destination.from_body(kube.get_object(gv, "incidentiodestinations", NS, DESTINATION) or {})
-    rules = [AlertRule.from_body(kube.get_object(gv, "alertrules", NS, RULE) or {})]
-    assert destination.spec is not None
-    account = Account(cluster.env.sim.url, ApiKey(DEMO_KEY))
-    limit = asyncio.Semaphore(CONCURRENCY)
-    async with IncidentIoClient(rate_limit=RateLimit(10**9, 10**9)) as client:
-
-        async def one(name: str) -> None:
-            body = alert_body(name)
-            body["metadata"]["finalizers"] = [FINALIZER]
-            stored = kube.put_object(body)
-            alert = DataAlert.from_body(stored)
-            assert alert.spec is not None
-            now = datetime.datetime.now(datetime.UTC)
-            routing = route(alert.spec, alert.ref, alert.labels, rules, allow_cross_namespace=False)
-            context = lifecycle.AlertContext(alert, routing, {destination.ref: destination}, now)
-            plan = lifecycle.plan(context)
-            (action,) = plan.actions
-            assert isinstance(action, lifecycle.OpenIncident)
-            async with limit:
-                incident = await client.create_incident(account, action.request)
-            pending = DataAlert.from_body({**stored, "status": plan.status})
-            outcome = lifecycle.Outcome(action.label, action.epoch, incident=incident)
-            settled = lifecycle.settle(replace(context, alert=pending), plan, [outcome])
-            kube.put_object({**stored, "status": settled.status})
-
-        await asyncio.gather(*(one(name) for name in names))
-    # The rule counts the alerts it matches, as the operator would have left it.
-    rule = kube.get_object(gv, "alertrules", NS, RULE) or {}
-    kube.put_object({**rule, "status": {**(rule.get("status") or {}), "matchedAlerts": len(names)}})
-
-
 def restart(workdir: Path, sizes: Sizes) -> Figures:
-    cluster = _started(Cluster(workdir))
+    cluster = started(Cluster(workdir))
     try:
         assert cluster.operator is not None
         cluster.operator.stop()
         names = alert_names("delivered", sizes.restart)
-        asyncio.run(_deliver(cluster, names))
+        asyncio.run(deliver(cluster, names))
         assert len(cluster.sim_requests("create_incident", ok=True)) == len(names)
-        since_wall = time.time()
-        incidentio_before = len(cluster.env.sim.requests)
-        operator = cluster.start_operator()
-        # Quiet CPU counts only once the operator has read the alerts (a list, or a watch replaying them).
-        wait_for(
-            lambda: any(
-                c.resource == ALERTS and c.verb in ("list", "watch") for c in cluster.operator_kube_calls(since_wall)
-            ),
-            timeout=120,
-            what="the operator reading the DataAlerts",
-        )
-        idle_at = operator.wait_idle(after=time.monotonic(), quiet=1.0, timeout=180.0)
-        at_idle = [s for s in operator.snapshot() if s.at >= idle_at]
-        sample = at_idle[0] if at_idle else operator.snapshot()[-1]
-        kube_calls = cluster.operator_kube_calls(since_wall)
-        writes = [c for c in kube_calls if c.verb in ("patch", "update", "create", "delete")]
-        for c in writes:  # a restart should write nothing: name whatever it did write
-            print(f"restart wrote: {c.verb} {c.resource}/{c.subresource or ''} {c.namespace}/{c.name}", file=sys.stderr)
-        return {
-            "idle_seconds": idle_at - operator.started_at,
-            "incidentio_calls": len(cluster.env.sim.requests) - incidentio_before,
-            "kube_calls": len(kube_calls),
-            "kube_writes": len(writes),
-            "rss_peak_mb": max(s.hwm_bytes for s in operator.snapshot()) / 2**20,
-            "rss_idle_mb": sample.rss_bytes / 2**20,
-        }
+        return restart_figures(cluster)
     finally:
         cluster.close()
 
@@ -304,6 +190,9 @@ SCENARIOS: dict[str, Callable[[Path, Sizes], Figures]] = {
     "latency": latency,
     "rate-limited": rate_limited,
     "restart": restart,
+    "tenants": tenants,
+    "scale": scale,
+    "costs": costs,
 }
 
 

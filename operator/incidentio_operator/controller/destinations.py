@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import hashlib
 from collections.abc import Callable, Mapping
@@ -73,6 +74,7 @@ class DestinationReconciler:
         self._tally = tally
         self._status_changed = status_changed
         self._test_failures: dict[ObjectRef, int] = {}
+        self._finalizer_locks: dict[ObjectRef, asyncio.Lock] = {}
 
     async def reconcile(self, ref: ObjectRef) -> None:
         holds = self._gate.holds(ref)
@@ -86,6 +88,7 @@ class DestinationReconciler:
     def forget(self, ref: ObjectRef) -> None:
         """The destination is gone: keep no state for it."""
         self._test_failures.pop(ref, None)
+        self._finalizer_locks.pop(ref, None)
         self._credentials.forget(ref)
         self._tokens.forget(ref)
         self._tally.forget(ref)
@@ -163,10 +166,19 @@ class DestinationReconciler:
         return sorted(found)
 
     async def ensure_finalizer(self, ref: ObjectRef) -> None:
-        """Before an incident is opened through the destination: it may not go while the incident is open."""
+        """Before an incident is opened through the destination: it may not go while the incident is open.
+
+        The first alerts of a burst all find the finalizer missing; one writes it while the others wait
+        and then find it in the store, instead of each writing and all but one failing with a conflict
+        (each such alert was retried a second later).
+        """
         destination = self._store.destinations.get(ref)
-        if destination is not None and DESTINATION_FINALIZER not in destination.finalizers:
-            await self._set_finalizer(destination, present=True)
+        if destination is None or DESTINATION_FINALIZER in destination.finalizers:
+            return
+        async with self._finalizer_locks.setdefault(ref, asyncio.Lock()):
+            destination = self._store.destinations.get(ref)
+            if destination is not None and DESTINATION_FINALIZER not in destination.finalizers:
+                await self._set_finalizer(destination, present=True)
 
     async def _set_finalizer(self, destination: Destination, *, present: bool) -> Destination:
         others = [name for name in destination.finalizers if name != DESTINATION_FINALIZER]

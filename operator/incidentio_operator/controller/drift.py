@@ -101,12 +101,19 @@ class DriftChecker:
         now = self._monotonic()
         seen: dict[OpenIncident, float] = {}
         reads: list[tuple[Destination, OpenIncident]] = []
+        # One pass over the alerts per round, not one per destination: settled alerts (most of them) hold
+        # nothing, and the pass runs on the event loop.
+        holding = [
+            entry.model
+            for entry in self._store.alerts.entries.values()
+            if entry.live and entry.model.holding and not lifecycle.closing(entry.model)
+        ]
         for destination in list(self._store.destinations.live()):
             spec = destination.spec
             if spec is None or spec.suspend or not destination.ready:
                 continue
             interval = spec.drift_check_interval.total_seconds()
-            incidents = sorted(self._open_incidents(destination), key=lambda o: self._checked.get(o, now))
+            incidents = sorted(self._open_incidents(destination, holding), key=lambda o: self._checked.get(o, now))
             for incident in incidents:
                 seen[incident] = self._checked.get(incident, now)
             if interval <= 0:
@@ -132,13 +139,10 @@ class DriftChecker:
             taken.append((destination, incident))
         return taken
 
-    def _open_incidents(self, destination: Destination) -> Iterator[OpenIncident]:
+    def _open_incidents(self, destination: Destination, holding: list[DataAlert]) -> Iterator[OpenIncident]:
         ref = destination.ref
-        for alert_ref, entry in list(self._store.alerts.entries.items()):
-            if not entry.live or (alert_ref.namespace != ref.namespace and not self._cross):
-                continue
-            alert = entry.model
-            if alert.holding and not lifecycle.closing(alert):
+        for alert in holding:
+            if alert.ref.namespace == ref.namespace or self._cross:
                 yield from _open_through(alert, ref)
 
     async def _read(self, destination: Destination, incident: OpenIncident) -> None:

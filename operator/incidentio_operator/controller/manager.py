@@ -28,7 +28,9 @@ from incidentio_operator.controller.credentials import Credentials
 from incidentio_operator.controller.destinations import DestinationReconciler
 from incidentio_operator.controller.drift import DriftChecker
 from incidentio_operator.controller.gate import CallGate
+from incidentio_operator.controller.heap import HeapKeeper
 from incidentio_operator.controller.heartbeat import Heartbeats
+from incidentio_operator.controller.looplag import sample_lag
 from incidentio_operator.controller.metrics import Metrics
 from incidentio_operator.controller.noise import NoiseControl
 from incidentio_operator.controller.recorder import EventRecorder
@@ -115,6 +117,7 @@ class Controller:
         )
         self.heartbeats = Heartbeats(self.store, self.queue, kube, incidentio, self.tokens, metrics, clock)
         self._tasks: list[asyncio.Task[None]] = []
+        self._heap = HeapKeeper(thaw_every=round(3600 / max(settings.sweep_interval, 1.0)))  # hourly thaw
         for kind in (ALERTS, DESTINATIONS, RULES, BLACKOUTS):
             metrics.reconcile_errors.labels(kind)
         metrics.deliveries_pending.set_function(lambda: self.delivery_counts()[0])
@@ -152,6 +155,7 @@ class Controller:
         self._tasks.append(asyncio.create_task(self._sweep(), name="sweep"))
         self._tasks.append(asyncio.create_task(self.drift.run(), name="drift-checks"))
         self._tasks.append(asyncio.create_task(self.heartbeats.run(), name="heartbeats"))
+        self._tasks.append(asyncio.create_task(sample_lag(self.metrics.event_loop_lag), name="loop-lag"))
 
     def scopes(self) -> list[str | None]:
         """Where the operator lists: each exact namespace it watches, or the whole cluster (None).
@@ -193,9 +197,7 @@ class Controller:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
-            # kopf gives no sign of a relist that came back empty (every rule deleted while the watch
-            # was down): the few rules, destinations and blackouts are checked against a list each sweep.
-            for resource in (RULES, DESTINATIONS, BLACKOUTS):
+            for resource in (RULES, DESTINATIONS, BLACKOUTS):  # an empty relist hands nothing over (resync.py)
                 await self.resync.resync(resource)
             for destination in self.store.destinations.live():
                 self.queue.add((DESTINATIONS, destination.ref))
@@ -203,6 +205,7 @@ class Controller:
                 if alert.unsettled:
                     self.queue.add((ALERTS, alert.ref))
             self.noise.expire()
+            self._heap.after_sweep()
 
     # ----------------------------------------------------------------- events from kopf
 

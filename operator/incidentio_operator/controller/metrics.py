@@ -1,10 +1,11 @@
-"""Prometheus metrics of the operator: incidents, incident.io requests, rate limiting, deliveries, tests."""
+"""Prometheus metrics of the operator: incidents, incident.io requests, rate limiting, deliveries, tests, loop lag."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 PREFIX = "incidentio_operator"
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class Metrics:
@@ -111,6 +112,12 @@ class Metrics:
         self.settled_alerts_deleted = Counter(
             f"{PREFIX}_settled_alerts_deleted",
             "Settled DataAlerts deleted once their retention period (ttlSecondsAfterSettled) ran out.",
+            registry=r,
+        )
+        self.event_loop_lag = Histogram(
+            f"{PREFIX}_event_loop_lag_seconds",
+            "How late a 10 ms timer fires on the operator's event loop (all its work waits that long too).",
+            buckets=LAG_BUCKETS,
             registry=r,
         )
 

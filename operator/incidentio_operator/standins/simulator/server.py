@@ -359,4 +359,3 @@ class Simulator:
         request_id = str(uuid.uuid4())
         failure = not_found(f"No route for {request.method} {request.path}")
         return web.json_response(failure.envelope(request_id), status=404, headers={"X-Request-Id": request_id})
-
