@@ -17,7 +17,7 @@ def test_a_live_draining_operator_pings() -> None:
     [
         (Vitals(None, None, 0, 0), "no watch event received yet", False),
         (Vitals(2.0, None, 0, 0), "first beat", True),
-        (Vitals(21.0, False, 0, 0), "no watch event since the last beat (21s): the watches are down", False),
+        (Vitals(21.0, False, 0, 0), "no watch event since the last beat (21s): the watches are down", True),
         (Vitals(1.0, True, 3, 0), "the work queue is not draining: 3 object(s) waiting", True),
         (Vitals(1.0, True, 0, 0, "HTTP 500"), "the last status write failed: HTTP 500", True),
         # No echo came of a write that failed: it is tried again rather than taken for dead watches.

@@ -50,10 +50,12 @@ def judge(vitals: Vitals) -> Verdict:
         # Written again, without a ping: once it goes through, its echo shows the watches live again.
         return Verdict(f"the last status write failed: {vitals.write_error}", True)
     if not vitals.events_since_beat:
+        # Written all the same: a write that changed nothing (another replica's identical beat) has no echo,
+        # and a replica that stopped writing would then never see one again in a quiet cluster.
         return Verdict(
             f"no watch event since the last beat ({vitals.watch_silence:.0f}s): the watches are down, "
             "or this replica is on standby",
-            False,
+            True,
         )
     if vitals.queue_depth > 0 and vitals.handled_since == 0:
         return Verdict(
