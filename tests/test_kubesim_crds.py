@@ -11,41 +11,17 @@ their finalizers, before the CRD goes (apiextensions-apiserver pkg/controller/fi
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from incidentio_operator.standins.kubesim import ApiError, KubeApiStandIn, StandInClient
-from incidentio_operator.standins.servers import BackgroundLoop
 
-from .test_kubesim import WIDGETS, W, widget
+from .test_kubesim import W, widget
 from .test_kubesim_clients import BOUND, eventually
 from .test_kubesim_watch import summary
 
 CRD = "apiextensions.k8s.io/v1"
-
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[BackgroundLoop]:
-    background = BackgroundLoop("kubesim-crd-tests")
-    yield background
-    background.close()
-
-
-@pytest.fixture
-def api(loop: BackgroundLoop) -> Iterator[KubeApiStandIn]:
-    stand_in = KubeApiStandIn(crds=[WIDGETS], validator_factory=None)
-    loop.run(stand_in.start())
-    stand_in.put_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
-    yield stand_in
-    loop.run(stand_in.stop())
-
-
-@pytest.fixture
-def client(api: KubeApiStandIn) -> Iterator[StandInClient]:
-    with StandInClient(api.url) as c:
-        yield c
 
 
 def terminating(crd: dict[str, Any] | None) -> tuple[str, str, str] | None:

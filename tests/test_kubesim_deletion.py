@@ -12,41 +12,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from incidentio_operator.standins.kubesim import KubeApiStandIn, StandInClient
-from incidentio_operator.standins.servers import BackgroundLoop
 
-from .test_kubesim import WIDGETS, W, widget
+from .test_kubesim import W, widget
 from .test_kubesim_clients import BOUND
 from .test_kubesim_watch import summary
 
 DELIVERIES = {"deliveries": [{"destination": "pager", "incident": "INC-1", "state": "open"}]}
-
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[BackgroundLoop]:
-    background = BackgroundLoop("kubesim-deletion-tests")
-    yield background
-    background.close()
-
-
-@pytest.fixture
-def api(loop: BackgroundLoop) -> Iterator[KubeApiStandIn]:
-    stand_in = KubeApiStandIn(crds=[WIDGETS], validator_factory=None)
-    loop.run(stand_in.start())
-    stand_in.put_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
-    yield stand_in
-    loop.run(stand_in.stop())
-
-
-@pytest.fixture
-def client(api: KubeApiStandIn) -> Iterator[StandInClient]:
-    with StandInClient(api.url) as c:
-        yield c
 
 
 def test_a_replace_without_finalizers_removes_them_and_keeps_the_stored_status(client: StandInClient) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,31 +20,9 @@ import pytest
 from incidentio_operator.standins.kubesim import KubeApiStandIn, StandInClient
 from incidentio_operator.standins.servers import BackgroundLoop
 
-from .test_kubesim import WIDGETS, W, widget
+from .test_kubesim import W, widget
 from .test_kubesim_clients import BOUND, eventually
 from .test_kubesim_watch import summary
-
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[BackgroundLoop]:
-    background = BackgroundLoop("kubesim-relist-tests")
-    yield background
-    background.close()
-
-
-@pytest.fixture
-def api(loop: BackgroundLoop) -> Iterator[KubeApiStandIn]:
-    stand_in = KubeApiStandIn(crds=[WIDGETS], validator_factory=None)
-    loop.run(stand_in.start())
-    stand_in.put_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
-    yield stand_in
-    loop.run(stand_in.stop())
-
-
-@pytest.fixture
-def client(api: KubeApiStandIn) -> Iterator[StandInClient]:
-    with StandInClient(api.url) as c:
-        yield c
 
 
 def test_compact_expires_every_older_resource_version(api: KubeApiStandIn, client: StandInClient) -> None:
