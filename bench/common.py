@@ -34,7 +34,7 @@ CONCURRENCY = 32  # the operator's default --concurrency, which the floor mirror
 class Sizes:
     """How big each scenario is; ``quick`` shrinks all of them for the smoke test."""
 
-    burst: int = 2000
+    burst: int = 1000
     latency_rate: float = 20.0
     latency_window: float = 120.0
     latency_resolve_after: float = 2.0
@@ -173,7 +173,8 @@ def restart_figures(cluster: Cluster, *args: str) -> Figures:
         timeout=120,
         what="the operator reading the DataAlerts",
     )
-    idle_at = operator.wait_idle(after=time.monotonic(), quiet=1.0, timeout=180.0)
+    # A bound, not a target: on a busy machine 50,000 alerts have taken over 3 minutes.
+    idle_at = operator.wait_idle(after=time.monotonic(), quiet=1.0, timeout=600.0)
     at_idle = [s for s in operator.snapshot() if s.at >= idle_at]
     sample = at_idle[0] if at_idle else operator.snapshot()[-1]
     kube_calls = cluster.operator_kube_calls(since_wall)
