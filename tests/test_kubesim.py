@@ -510,6 +510,27 @@ def test_put_object_from_another_thread_while_serving(api: KubeApiStandIn, clien
     assert len(set(versions)) == 20
 
 
+def test_a_restored_object_skips_admission_but_keeps_its_uid_and_is_listed(
+    api: KubeApiStandIn, client: StandInClient
+) -> None:
+    # A write with spec.size 11 is refused; etcd restore of what was once admitted is not re-validated.
+    with pytest.raises(ApiError):
+        api.put_object(widget("refused", size=11))
+    api.restore_object(
+        {
+            **widget("restored", size=11),
+            "metadata": {**widget()["metadata"], "name": "restored", "uid": "u-1"},
+            "status": {"n": 1},
+        }
+    )
+    (stored,) = client.list(W, "widgets", "default")
+    assert (stored["metadata"]["name"], stored["metadata"]["uid"], stored["status"]) == ("restored", "u-1", {"n": 1})
+    assert stored["metadata"]["resourceVersion"] and stored["metadata"]["generation"] == 1
+    with pytest.raises(ApiError) as exc:
+        api.restore_object(widget("restored"))
+    assert status_of(exc)[0] == 409
+
+
 def test_kubeconfig_points_at_the_stand_in(api: KubeApiStandIn, tmp_path: Path) -> None:
     import yaml
 

@@ -118,6 +118,12 @@ class KubeApiStandIn:
             )
         return copy.deepcopy(stored)
 
+    def restore_object(self, obj: Mapping[str, Any]) -> None:
+        """Add a new object, status included, without admission (see `Store.restore`): for fixtures that put
+        thousands of copies of an object the API has already admitted, where admission would be most of the time."""
+        rt = self._store.type_for(obj.get("apiVersion", ""), obj.get("kind", ""))
+        self._store.restore(rt, obj)
+
     def get_object(self, api_version: str, plural: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         rt = self._store.type_for(api_version, plural)
         obj = self._store.find(rt, namespace if rt.namespaced else None, name)

@@ -211,6 +211,25 @@ class Store:
             self._emit(rt, "ADDED", obj, None)
             return obj
 
+    def restore(self, rt: ResourceType, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Store a new object as a restore from an etcd backup would: no admission, defaulting or validation
+        (etcd holds what was admitted once; the caller vouches for it), its uid, creation time and generation
+        kept (or given, when missing), a new resourceVersion, and an ADDED watch event. For fixtures with
+        many objects."""
+        with self.lock:
+            obj = new_object(rt, body)
+            meta = obj["metadata"]
+            if self.find(rt, meta.get("namespace"), meta["name"]) is not None:
+                raise errors.already_exists(rt.plural, rt.group, meta["name"])
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", now_rfc3339())
+            if rt.tracks_generation:
+                meta.setdefault("generation", 1)
+            meta["resourceVersion"] = str(self._next_rv())
+            self._store(rt, obj)
+            self._emit(rt, "ADDED", obj, None)
+            return obj
+
     def _existing(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
         old = self.find(rt, namespace, name)
         if old is None:
