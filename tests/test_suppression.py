@@ -332,6 +332,21 @@ def test_the_daily_cap_counts_the_rules_day_in_its_time_zone() -> None:
     assert verdict([tokyo], "2026-12-01T22:00:00Z", history=history).deliver
 
 
+def test_the_daily_cap_counts_from_local_midnight_on_a_dst_day() -> None:
+    # Berlin's 29 March 2026 begins at 23:00 UTC the day before (CET) and ends at 22:00 UTC (CEST): 23 hours.
+    berlin = rule(
+        maxIncidentsPerDay=1,
+        schedule=schedule({"days": [1, 2, 3, 4, 5, 6, 7], "start": "00:00", "end": "24:00"}),
+    )
+    before_midnight = ledger_with(("late", "2026-03-28T22:59:00Z", "INC-1"), asset="shared")
+    assert verdict([berlin], "2026-03-29T21:59:00Z", history=before_midnight).deliver
+    after_midnight = ledger_with(("early", "2026-03-28T23:00:00Z", "INC-1"), asset="shared")
+    capped = verdict([berlin], "2026-03-29T21:59:00Z", history=after_midnight)
+    assert capped.leading.reason is Reason.DAILY_CAP
+    assert "(2026-03-29, Europe/Berlin)" in capped.message
+    assert verdict([berlin], "2026-03-29T22:00:00Z", history=after_midnight).deliver
+
+
 def test_any_rule_that_lets_the_alert_through_delivers_it() -> None:
     history = ledger_with(("first", "2026-12-01T10:00:00Z", "INC-1"), rule_name="cooling")
     result = verdict([rule("cooling", cooldown="1h"), rule("plain")], "2026-12-01T10:05:00Z", history=history)

@@ -291,7 +291,8 @@ def day_of(rule: AlertRule, now: datetime.datetime) -> tuple[str, datetime.datet
     if zone is None:
         start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return start.date().isoformat(), start
-    return now.astimezone(zone).date().isoformat(), local_day_start(now, zone)
+    day = now.astimezone(zone).date()
+    return day.isoformat(), local_day_start(day, zone)
 
 
 def format_duration(value: datetime.timedelta) -> str:

@@ -48,13 +48,9 @@ def local_instant(day: datetime.date, minute: int, zone: zoneinfo.ZoneInfo) -> d
     return local.astimezone(UTC)
 
 
-def local_day_start(moment: datetime.datetime, zone: zoneinfo.ZoneInfo) -> datetime.datetime:
-    """The UTC instant the local day of ``moment`` began (midnight, or the first instant after it on a DST day)."""
-    return _local_midnight(moment.astimezone(zone).date(), zone)
-
-
 @functools.lru_cache(maxsize=_CACHED_SPAN_SETS)
-def _local_midnight(day: datetime.date, zone: zoneinfo.ZoneInfo) -> datetime.datetime:
+def local_day_start(day: datetime.date, zone: zoneinfo.ZoneInfo) -> datetime.datetime:
+    """The UTC instant the local ``day`` began (midnight, or the first instant after it on a DST day)."""
     return local_instant(day, 0, zone)
 
 
