@@ -332,6 +332,25 @@ def test_the_daily_cap_counts_the_rules_day_in_its_time_zone() -> None:
     assert verdict([tokyo], "2026-12-01T22:00:00Z", history=history).deliver
 
 
+def test_the_ledger_counts_a_rules_admissions_since_a_moment_without_the_asking_delivery_until_they_expire() -> None:
+    opened = [(f"a{n}", f"2026-12-01T0{n}:00:00Z", f"INC-{n}") for n in range(1, 6)]
+    history = ledger_with(*opened, ("late", "2026-12-01T05:00:00Z", "INC-9"), asset="shared")
+    r, elsewhere = ObjectRef(NAMESPACE, "r"), ObjectRef("other-team", "r")
+    nobody: tuple[str, str, int] = ("", "", 0)
+    assert history.admitted_since(r, at("2026-12-01T00:00:00Z"), excluding=nobody) == 6
+    assert history.admitted_since(r, at("2026-12-01T03:00:00Z"), excluding=nobody) == 4  # from 03:00 (included)
+    assert history.admitted_since(r, at("2026-12-01T03:00:00Z"), excluding=("uid-late", DESTINATION, 1)) == 3
+    # The asking delivery's own admission before the moment was never counted: nothing to take off.
+    assert history.admitted_since(r, at("2026-12-01T03:00:00Z"), excluding=("uid-a1", DESTINATION, 1)) == 4
+    assert history.admitted_since(ObjectRef(NAMESPACE, "other"), at("2026-12-01T00:00:00Z"), excluding=nobody) == 0
+    assert history.admitted_since(elsewhere, at("2026-12-01T00:00:00Z"), excluding=nobody) == 0
+    history.expire(at("2026-12-01T04:00:00Z"))
+    assert history.admitted_since(r, at("2026-12-01T00:00:00Z"), excluding=nobody) == 3
+    assert len(history) == 3
+    history.expire(at("2026-12-02T00:00:00Z"))
+    assert history.admitted_since(r, at("2026-12-01T00:00:00Z"), excluding=nobody) == 0
+
+
 def test_the_daily_cap_counts_from_local_midnight_on_a_dst_day() -> None:
     # Berlin's 29 March 2026 begins at 23:00 UTC the day before (CET) and ends at 22:00 UTC (CEST): 23 hours.
     berlin = rule(
