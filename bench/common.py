@@ -52,6 +52,8 @@ class Sizes:
     drift_warmup: float = 65.0
     drift_window: float = 60.0
     noise_decisions: int = 2000
+    edited: int = 50
+    edit_pace: float = 0.2
     secrets: int = 2000
 
     @classmethod
@@ -70,6 +72,7 @@ class Sizes:
             drift_warmup=0.0,
             drift_window=1.0,
             noise_decisions=50,
+            edited=5,
             secrets=50,
         )
 

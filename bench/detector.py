@@ -1,4 +1,4 @@
-"""The detector: what creates DataAlerts and sets their state, in bursts or at a steady rate, over HTTP.
+"""The detector: what creates DataAlerts, sets their state and rewrites them, in bursts or at a steady rate, over HTTP.
 
 A burst runs as its own process (``python -m bench.detector create|resolve URL PREFIX COUNT``), as the floor
 does: in the bench process it would take the GIL from the stand-in and the simulator it is measuring through.
@@ -78,6 +78,22 @@ class Detector:
         limit = asyncio.Semaphore(self.concurrency)
         async with self._client() as client:
             await asyncio.gather(*(self._resolve(client, limit, n, ns) for n, ns in _across(names, namespaces)))
+
+    async def revise_all(self, names: Sequence[str], revisions: Sequence[dict[str, Any]], pace: float) -> None:
+        """Apply ``revisions`` (merge patches) to every alert, the next one each ``pace`` seconds, every alert at
+        once: a detector rewriting its alerts as it learns more."""
+        limit = asyncio.Semaphore(self.concurrency)
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.1
+        async with self._client() as client:
+
+            async def one(name: str) -> None:
+                path = f"{alerts_path(self.namespace)}/{name}?{BENCH_MANAGER}"
+                for index, revision in enumerate(revisions):
+                    await asyncio.sleep(max(0.0, start + index * pace - loop.time()))
+                    await _send(client, limit, "PATCH", path, revision, MERGE_PATCH)
+
+            await asyncio.gather(*(one(name) for name in names))
 
     async def steady(self, names: Sequence[str], rate: float, resolve_after: float) -> None:
         """Create one alert every 1/rate seconds and resolve each ``resolve_after`` seconds after its creation.

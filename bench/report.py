@@ -77,6 +77,12 @@ SCALE = (
 COSTS = (
     Figure("costs", "costs", "drift_reads_per_s", "drift reads, 1,000 open incidents, 1m interval", "reads/s"),
     Figure("costs", "costs", "drift_budget_share", "drift reads / the key's 20/s", "ratio", at_most(0.05)),
+    Figure("costs", "costs", "edits_per_alert_min", "10-change burst: edits per alert, min", "count", exactly(1)),
+    Figure("costs", "costs", "edits_per_alert_max", "10-change burst: edits per alert, max", "count", exactly(1)),
+    Figure("costs", "costs", "edits_per_alert_mean", "10-change burst: edits per alert, mean", "count"),
+    Figure("costs", "costs", "edit_after_burst_p50_s", "10-change burst: last change -> edit p50", "s"),
+    # Not the operator's: the harness made a burst only if no alert paused as long as the quiet period (3 s).
+    Figure("costs", "costs", "edit_burst_pause_max_s", "10-change burst: longest pause in a burst", "s", at_most(3)),
     Figure("costs", "costs", "decision_plain_us", "decision per alert: 1 rule", "us"),
     Figure("costs", "costs", "decision_noise_us", "decision per alert: +20 noise rules, 5 blackouts", "us"),
     Figure("costs", "costs", "noise_evaluation_us", "noise-control evaluation per alert", "us"),

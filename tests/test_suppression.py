@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,11 @@ def rule(name: str = "r", labels: dict[str, str] | None = None, **spec: Any) -> 
     return parsed
 
 
-def blackout(name: str = "b", **spec: Any) -> AlertBlackout:
+def blackout(name: str = "b", namespace: str = NAMESPACE, **spec: Any) -> AlertBlackout:
     body = {
         "apiVersion": "alerting.armor.dev/v1alpha1",
         "kind": "AlertBlackout",
-        "metadata": {"name": name, "namespace": NAMESPACE, "generation": 1},
+        "metadata": {"name": name, "namespace": namespace, "generation": 1},
         "spec": {"reason": "Warehouse migration", **spec},
     }
     parsed = AlertBlackout.from_body(body)
@@ -142,6 +143,41 @@ def test_fall_back_in_berlin() -> None:
     assert is_open(parsed, "2026-10-25T02:30:00+00:00") is False
 
 
+def test_a_window_over_the_spring_forward_night_closes_at_its_new_offset() -> None:
+    # Saturday 22:00 CET to Sunday 04:00 CEST (2026-03-29 02:00 CET jumps to 03:00 CEST): five hours, not six.
+    parsed = rule(schedule=schedule({"days": [6], "start": "22:00", "end": "04:00"}))
+    assert is_open(parsed, "2026-03-28T20:59:00+00:00") is False
+    assert is_open(parsed, "2026-03-28T21:00:00+00:00") is True
+    assert is_open(parsed, "2026-03-29T01:59:00+00:00") is True  # 03:59 CEST
+    assert is_open(parsed, "2026-03-29T02:00:00+00:00") is False  # 04:00 CEST
+
+
+def test_a_deferral_across_the_dst_change_opens_at_the_new_offset() -> None:
+    daily = rule(schedule=schedule({"days": [1, 2, 3, 4, 5, 6, 7], "start": "08:00", "end": "18:00"}))
+    # Saturday 19:00 CET: the next opening is Sunday 08:00 CEST, 06:00 UTC (07:00 UTC the day before).
+    held = verdict([daily], "2026-03-28T18:00:00+00:00")
+    assert held.deferred_until == at("2026-03-29T06:00:00+00:00")
+    assert verdict([daily], "2026-03-28T07:00:00+00:00").deliver
+    assert not verdict([daily], "2026-03-29T05:59:00+00:00").deliver
+    assert verdict([daily], "2026-03-29T06:00:00+00:00").deliver
+
+
+def test_schedules_asked_in_any_order_answer_for_their_own_zone_and_day() -> None:
+    # The same windows in two zones, asked every 20 minutes over the two weeks around Berlin's spring-forward,
+    # forwards and then backwards (so that each day is asked again after later days were): open exactly when
+    # the local wall clock is inside, computed here from the zone alone.
+    windows = ({"days": [1, 2, 3, 4, 5], "start": "08:00", "end": "18:00"},)
+    zones = ("Europe/Berlin", "America/New_York")
+    rules = {zone: rule(schedule=schedule(*windows, zone=zone)) for zone in zones}
+    start = at("2026-03-22T00:00:00+00:00")
+    moments = [start + datetime.timedelta(minutes=20 * step) for step in range(14 * 72)]
+    for moment in [*moments, *reversed(moments)]:
+        for zone, parsed in rules.items():
+            local = moment.astimezone(zoneinfo.ZoneInfo(zone))
+            expected = local.isoweekday() <= 5 and 8 <= local.hour < 18
+            assert is_open(parsed, moment.isoformat()) is expected, (zone, moment)
+
+
 def test_outside_the_schedule_defers_to_the_next_opening_or_drops() -> None:
     deferring = verdict([rule(schedule=schedule(WEEKDAYS))], "2026-12-05T12:00:00+01:00")
     assert not deferring.deliver
@@ -183,6 +219,45 @@ def test_a_blackout_holds_only_the_rules_it_selects() -> None:
     assert not verdict([analytics], "2026-12-06T01:00:00Z", blackouts=(selective,)).deliver
     both = verdict([analytics, payments], "2026-12-06T01:00:00Z", blackouts=(selective,))
     assert both.deliver and both.admitted_by == ("payments",)
+
+
+def test_a_blackout_over_several_days_holds_until_its_last_window_ends() -> None:
+    # Three whole days in Berlin, written as three touching yearly windows: one hold, to the end of the third.
+    holidays = blackout(
+        timeZone="Europe/Berlin",
+        windows=[{"yearly": {"month": 12, "day": day}, "start": "00:00", "end": "24:00"} for day in (24, 25, 26)],
+    )
+    for moment in ("2026-12-23T23:00:00Z", "2026-12-25T12:00:00Z", "2026-12-26T22:59:00Z"):
+        held = verdict([rule()], moment, blackouts=(holidays,))
+        assert held.deferred_until == at("2026-12-27T00:00:00+01:00"), moment
+        assert "(Warehouse migration, 2026-12-23T23:00:00Z to 2026-12-26T23:00:00Z)" in held.message
+    assert verdict([rule()], "2026-12-26T23:00:00Z", blackouts=(holidays,)).deliver
+    assert verdict([rule()], "2026-12-23T22:59:00Z", blackouts=(holidays,)).deliver
+    # A whole day on the night clocks fall back is 25 hours long.
+    fall_back = blackout(
+        timeZone="Europe/Berlin", windows=[{"yearly": {"month": 10, "day": 25}, "start": "00:00", "end": "24:00"}]
+    )
+    held = verdict([rule()], "2026-10-25T22:59:00Z", blackouts=(fall_back,))
+    assert held.deferred_until == at("2026-10-25T23:00:00Z")
+    assert "2026-10-24T22:00:00Z to 2026-10-25T23:00:00Z" in held.message
+
+
+def test_of_several_open_blackouts_the_first_by_name_that_selects_the_rule_holds_it() -> None:
+    window = {"start": "2026-12-05T00:00:00Z", "end": "2026-12-08T00:00:00Z"}
+    later = {"start": "2026-12-05T00:00:00Z", "end": "2026-12-09T00:00:00Z"}
+    blackouts = (
+        blackout("c-freeze", windows=[later]),
+        blackout("a-elsewhere", namespace="other-team", windows=[window]),
+        blackout("b-analytics", windows=[window], ruleSelector={"matchLabels": {"tier": "analytics"}}),
+        blackout("d-over", windows=[{"start": "2026-12-01T00:00:00Z", "end": "2026-12-02T00:00:00Z"}]),
+    )
+    analytics, payments = rule("analytics", {"tier": "analytics"}), rule("payments", {"tier": "payments"})
+    held = verdict([analytics, payments], "2026-12-06T12:00:00Z", blackouts=blackouts)
+    assert [(h.rule, h.blackout) for h in held.held] == [("analytics", "b-analytics"), ("payments", "c-freeze")]
+    assert held.deferred_until == at("2026-12-08T00:00:00Z")
+    # Once the blackouts are over (or before they start), none of them holds anything back.
+    assert verdict([analytics, payments], "2026-12-09T00:00:00Z", blackouts=blackouts).deliver
+    assert verdict([analytics], "2026-12-03T00:00:00Z", blackouts=blackouts).deliver
 
 
 def test_yearly_windows_wrap_into_the_new_year_and_skip_missing_leap_days() -> None:
@@ -255,6 +330,40 @@ def test_the_daily_cap_counts_the_rules_day_in_its_time_zone() -> None:
         schedule=schedule({"days": [1, 2, 3, 4, 5, 6, 7], "start": "00:00", "end": "24:00"}, zone="Asia/Tokyo"),
     )
     assert verdict([tokyo], "2026-12-01T22:00:00Z", history=history).deliver
+
+
+def test_the_ledger_counts_a_rules_admissions_since_a_moment_without_the_asking_delivery_until_they_expire() -> None:
+    opened = [(f"a{n}", f"2026-12-01T0{n}:00:00Z", f"INC-{n}") for n in range(1, 6)]
+    history = ledger_with(*opened, ("late", "2026-12-01T05:00:00Z", "INC-9"), asset="shared")
+    r, elsewhere = ObjectRef(NAMESPACE, "r"), ObjectRef("other-team", "r")
+    nobody: tuple[str, str, int] = ("", "", 0)
+    assert history.admitted_since(r, at("2026-12-01T00:00:00Z"), excluding=nobody) == 6
+    assert history.admitted_since(r, at("2026-12-01T03:00:00Z"), excluding=nobody) == 4  # from 03:00 (included)
+    assert history.admitted_since(r, at("2026-12-01T03:00:00Z"), excluding=("uid-late", DESTINATION, 1)) == 3
+    # The asking delivery's own admission before the moment was never counted: nothing to take off.
+    assert history.admitted_since(r, at("2026-12-01T03:00:00Z"), excluding=("uid-a1", DESTINATION, 1)) == 4
+    assert history.admitted_since(ObjectRef(NAMESPACE, "other"), at("2026-12-01T00:00:00Z"), excluding=nobody) == 0
+    assert history.admitted_since(elsewhere, at("2026-12-01T00:00:00Z"), excluding=nobody) == 0
+    history.expire(at("2026-12-01T04:00:00Z"))
+    assert history.admitted_since(r, at("2026-12-01T00:00:00Z"), excluding=nobody) == 3
+    assert len(history) == 3
+    history.expire(at("2026-12-02T00:00:00Z"))
+    assert history.admitted_since(r, at("2026-12-01T00:00:00Z"), excluding=nobody) == 0
+
+
+def test_the_daily_cap_counts_from_local_midnight_on_a_dst_day() -> None:
+    # Berlin's 29 March 2026 begins at 23:00 UTC the day before (CET) and ends at 22:00 UTC (CEST): 23 hours.
+    berlin = rule(
+        maxIncidentsPerDay=1,
+        schedule=schedule({"days": [1, 2, 3, 4, 5, 6, 7], "start": "00:00", "end": "24:00"}),
+    )
+    before_midnight = ledger_with(("late", "2026-03-28T22:59:00Z", "INC-1"), asset="shared")
+    assert verdict([berlin], "2026-03-29T21:59:00Z", history=before_midnight).deliver
+    after_midnight = ledger_with(("early", "2026-03-28T23:00:00Z", "INC-1"), asset="shared")
+    capped = verdict([berlin], "2026-03-29T21:59:00Z", history=after_midnight)
+    assert capped.leading.reason is Reason.DAILY_CAP
+    assert "(2026-03-29, Europe/Berlin)" in capped.message
+    assert verdict([berlin], "2026-03-29T22:00:00Z", history=after_midnight).deliver
 
 
 def test_any_rule_that_lets_the_alert_through_delivers_it() -> None:

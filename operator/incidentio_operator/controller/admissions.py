@@ -11,6 +11,7 @@ each rule's own count of the day (``set_floor``).
 
 from __future__ import annotations
 
+import bisect
 import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -40,7 +41,9 @@ class AdmissionLedger:
     def __init__(self) -> None:
         self._entries: dict[AdmissionKey, _Entry] = {}
         self._by_cooldown: dict[CooldownKey, set[AdmissionKey]] = {}
-        self._by_rule: dict[ObjectRef, set[AdmissionKey]] = {}
+        # Per rule: its admissions by time, so that a cap counts the day's with a bisection (asked for every
+        # capped rule of every decision) rather than a pass over all it keeps.
+        self._by_rule: dict[ObjectRef, list[tuple[datetime.datetime, AdmissionKey]]] = {}
         # Per rule: (the UTC start of its day, incidents it counted that day) from its own status.
         self._floors: dict[ObjectRef, tuple[datetime.datetime, int]] = {}
 
@@ -90,7 +93,7 @@ class AdmissionLedger:
         self._entries[key] = entry
         for name in rules:
             rule = ObjectRef(namespace, name)
-            self._by_rule.setdefault(rule, set()).add(key)
+            bisect.insort(self._by_rule.setdefault(rule, []), (at, key))
             self._by_cooldown.setdefault((rule, entry.destination, entry.subject, entry.event_type), set()).add(key)
 
     # ----------------------------------------------------------------- AdmissionHistory
@@ -105,8 +108,11 @@ class AdmissionLedger:
         return PastAdmission(latest.at, latest.alert, latest.reference)
 
     def admitted_since(self, rule: ObjectRef, since: datetime.datetime, *, excluding: AdmissionKey) -> int:
-        keys = self._by_rule.get(rule, set()) - {excluding}
-        counted = sum(1 for key in keys if self._entries[key].at >= since)
+        admitted = self._by_rule.get(rule, [])
+        counted = len(admitted) - bisect.bisect_left(admitted, (since,))
+        own = self._entries.get(excluding)
+        if own is not None and own.at >= since and own.namespace == rule.namespace and rule.name in own.rules:
+            counted -= 1
         floor = self._floors.get(rule)
         return max(counted, floor[1]) if floor is not None and floor[0] == since else counted
 
@@ -122,9 +128,9 @@ class AdmissionLedger:
             entry = self._entries.pop(key)
             for name in entry.rules:
                 rule = ObjectRef(entry.namespace, name)
-                self._by_rule.get(rule, set()).discard(key)
                 self._by_cooldown.get((rule, entry.destination, entry.subject, entry.event_type), set()).discard(key)
-        self._by_rule = {rule: keys for rule, keys in self._by_rule.items() if keys}
+        kept = {rule: [item for item in admitted if item[0] >= before] for rule, admitted in self._by_rule.items()}
+        self._by_rule = {rule: admitted for rule, admitted in kept.items() if admitted}
         self._by_cooldown = {subject: keys for subject, keys in self._by_cooldown.items() if keys}
 
     def __len__(self) -> int:

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from incidentio_operator.api import AlertBlackout, AlertRule, DataAlert, ObjectRef, format_time
+from incidentio_operator.api import AlertBlackout, AlertBlackoutSpec, AlertRule, DataAlert, ObjectRef, format_time
 from incidentio_operator.decisions.routing import selector_matches
 from incidentio_operator.decisions.suppression.windows import (
     UTC,
+    Span,
     blackout_spans,
     local_day_start,
     next_span,
@@ -159,9 +160,11 @@ def evaluate(candidate: Candidate, facts: NoiseFacts, now: datetime.datetime) ->
         return Verdict((), (snoozed,), candidate.rules)
     admitted: list[str] = []
     held: list[Held] = []
+    # Which blackouts are open does not depend on the rule: asked once here, not once per rule and blackout.
+    blackouts = active_blackouts(facts.blackouts, now)
     for name in candidate.rules:
         rule = facts.rules.get(name)
-        reason = None if rule is None else _rule_holds(rule, candidate, facts, now)
+        reason = None if rule is None else _rule_holds(rule, candidate, facts, blackouts, now)
         if reason is None:
             admitted.append(name)
         else:
@@ -169,10 +172,16 @@ def evaluate(candidate: Candidate, facts: NoiseFacts, now: datetime.datetime) ->
     return Verdict(tuple(admitted), tuple(held), candidate.rules)
 
 
-def _rule_holds(rule: AlertRule, candidate: Candidate, facts: NoiseFacts, now: datetime.datetime) -> Held | None:
+def _rule_holds(
+    rule: AlertRule,
+    candidate: Candidate,
+    facts: NoiseFacts,
+    blackouts: Sequence[ActiveBlackout],
+    now: datetime.datetime,
+) -> Held | None:
     return (
         outside_schedule(rule, now)
-        or blacked_out(rule, facts.blackouts, now)
+        or blacked_out(rule, blackouts)
         or cooling_down(rule, candidate, facts.history, now)
         or capped(rule, candidate, facts.history, now)
     )
@@ -195,16 +204,32 @@ def outside_schedule(rule: AlertRule, now: datetime.datetime) -> Held | None:
     return Held(Reason.OUTSIDE_SCHEDULE, f"{where}: deferred until {format_time(until)}", until, rule.ref.name)
 
 
-def blacked_out(rule: AlertRule, blackouts: Sequence[AlertBlackout], now: datetime.datetime) -> Held | None:
-    """A blackout of the rule's namespace that selects the rule is active: deferred to its end, or dropped."""
+@dataclass(frozen=True)
+class ActiveBlackout:
+    """A blackout open at the moment asked about, and the span of its windows that holds that moment."""
+
+    blackout: AlertBlackout
+    spec: AlertBlackoutSpec
+    span: Span
+
+
+def active_blackouts(blackouts: Sequence[AlertBlackout], now: datetime.datetime) -> list[ActiveBlackout]:
+    """The blackouts (valid ones) open at ``now``, by name: the order in which they hold a rule."""
+    active = []
     for blackout in sorted(blackouts, key=lambda b: b.ref.name):
         spec = blackout.spec
-        if spec is None or blackout.ref.namespace != rule.ref.namespace:
-            continue
-        if not selector_matches(spec.rule_selector, rule.labels):
-            continue
-        span = open_span(blackout_spans(spec, now), now)
-        if span is None:
+        span = None if spec is None else open_span(blackout_spans(spec, now), now)
+        if spec is not None and span is not None:
+            active.append(ActiveBlackout(blackout, spec, span))
+    return active
+
+
+def blacked_out(rule: AlertRule, blackouts: Sequence[ActiveBlackout]) -> Held | None:
+    """The first of the active ``blackouts`` of the rule's namespace that selects the rule: deferred to its end,
+    or dropped."""
+    for active in blackouts:
+        blackout, spec, span = active.blackout, active.spec, active.span
+        if blackout.ref.namespace != rule.ref.namespace or not selector_matches(spec.rule_selector, rule.labels):
             continue
         where = (
             f"blackout {blackout.ref.name} ({spec.reason}, {format_time(span.start)} to {format_time(span.end)})"
@@ -266,7 +291,8 @@ def day_of(rule: AlertRule, now: datetime.datetime) -> tuple[str, datetime.datet
     if zone is None:
         start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return start.date().isoformat(), start
-    return now.astimezone(zone).date().isoformat(), local_day_start(now, zone)
+    day = now.astimezone(zone).date()
+    return day.isoformat(), local_day_start(day, zone)
 
 
 def format_duration(value: datetime.timedelta) -> str:
