@@ -6,7 +6,7 @@ import kopf
 
 import incidentio_operator.handlers  # noqa: F401  (registers the handlers on kopf's default registry)
 from incidentio_operator.handlers.options import RunOptions
-from incidentio_operator.handlers.startup import NoDiffBase, configure
+from incidentio_operator.handlers.startup import NoDiffBase, NoProgress, configure
 
 
 def test_only_event_handlers_watch_resources_so_kopf_needs_no_diff_base() -> None:
@@ -14,7 +14,7 @@ def test_only_event_handlers_watch_resources_so_kopf_needs_no_diff_base() -> Non
     watched = {h.id for h in registry._watching.get_all_handlers()}
     assert {"alert_event", "destination_event", "rule_event"} <= watched
     # A change handler (on.create/update/delete/field) would need kopf's last-handled configuration,
-    # which NoDiffBase does not keep.
+    # which NoDiffBase does not keep, and its progress across retries, which NoProgress does not keep.
     assert list(registry._changing.get_all_handlers()) == []
     assert list(registry._spawning.get_all_handlers()) == []
 
@@ -29,10 +29,23 @@ def test_the_diff_base_costs_nothing_per_event() -> None:
     assert not patch, "nothing is written to the object"
 
 
+def test_handler_progress_costs_nothing_per_event() -> None:
+    storage = NoProgress()
+    body = kopf.Body({"metadata": {"name": "orders", "annotations": {"a": "b"}}, "status": {"kopf": {}}})
+    essence = kopf.BodyEssence({"spec": {"state": "firing"}})
+    assert storage.clear(essence=essence) is essence, "no copy of the object per event"
+    assert storage.fetch(key=kopf.HandlerId("alert_event"), body=body) is None
+    patch = kopf.Patch()
+    storage.touch(body=body, patch=patch, value="2026-12-01T06:00:00Z")
+    storage.purge(key=kopf.HandlerId("alert_event"), body=body, patch=patch)
+    assert not patch, "nothing is written to the object"
+
+
 def test_the_operators_settings_install_it() -> None:
     settings = kopf.OperatorSettings()
     configure(settings)
     assert isinstance(settings.persistence.diffbase_storage, NoDiffBase)
+    assert isinstance(settings.persistence.progress_storage, NoProgress)
     assert settings.posting.enabled is False, "the controller posts its own events"
     assert settings.watching.chunk_size == 500, "lists are paged by default"
 
