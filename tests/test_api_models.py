@@ -401,3 +401,12 @@ def test_condition_keeps_its_transition_time_while_its_status_holds() -> None:
 
 def test_condition_without_generation_omits_observed_generation() -> None:
     assert "observedGeneration" not in Condition("Ready", "True", "Verified", "").to_json(now=NOW)
+
+
+def test_an_alerts_status_is_parsed_once_for_all_its_readers() -> None:
+    delivered = {"epoch": 1, "deliveries": [{"destination": DESTINATION, "epoch": 1, "state": "Open"}]}
+    alert = DataAlert.from_body(alert_body(status=delivered))
+    assert alert.status == delivered
+    assert alert.status is alert.status, "routing, planning and readiness share one parse"
+    resolved = DataAlert.from_body(alert_body(status={**delivered, "observedState": "resolved"}))
+    assert resolved.status["observedState"] == "resolved" and "observedState" not in alert.status
