@@ -5,8 +5,17 @@ from __future__ import annotations
 import kopf
 
 import incidentio_operator.handlers  # noqa: F401  (registers the handlers on kopf's default registry)
+from incidentio_operator.api import ALERTS
+from incidentio_operator.controller.manager import Controller
+from incidentio_operator.controller.metrics import Metrics
+from incidentio_operator.controller.settings import Settings
+from incidentio_operator.handlers.alerts import _news
 from incidentio_operator.handlers.options import RunOptions
 from incidentio_operator.handlers.startup import NoDiffBase, NoProgress, configure
+from incidentio_operator.incidentio import IncidentIoClient
+from incidentio_operator.kube import KubeClient
+
+from .factories import alert_body
 
 
 def test_only_event_handlers_watch_resources_so_kopf_needs_no_diff_base() -> None:
@@ -56,3 +65,18 @@ def test_the_list_page_size_is_an_option() -> None:
     assert settings.watching.chunk_size == 7
     configure(settings, RunOptions(list_page_size=0))
     assert settings.watching.chunk_size is None, "0 lists everything in one response"
+
+
+async def test_the_echo_of_a_version_the_controller_holds_is_not_handed_over() -> None:
+    async with IncidentIoClient() as incidentio:
+        controller = Controller(Settings(), KubeClient(lambda: None), incidentio, Metrics())
+        memo = kopf.Memo(controller=controller)
+        body = alert_body()
+        assert _news(event={"type": "ADDED", "object": body}, memo=memo)
+        controller.observe(ALERTS, "ADDED", body)
+        assert controller.queue.depth == 1
+        assert not _news(event={"type": "MODIFIED", "object": body}, memo=memo), "our own write, seen again"
+        assert _news(event={"type": "DELETED", "object": body}, memo=memo)
+        assert _news(event={"type": None, "object": body}, memo=memo), "a relist is always handed over"
+        newer = {**body, "metadata": {**body["metadata"], "resourceVersion": "101"}}
+        assert _news(event={"type": "MODIFIED", "object": newer}, memo=memo)
