@@ -209,15 +209,21 @@ class DataAlert:
         return _parsed_status(self.status_json)
 
     @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> DataAlert:
+    def from_body(cls, body: Mapping[str, Any], *, before: DataAlert | None = None) -> DataAlert:
+        """The alert in ``body``; ``before``, the same object as last held, lends its parsed spec when the
+        generation says the spec has not changed since (the API server bumps it on every spec change)."""
         meta = body.get("metadata") or {}
         spec: DataAlertSpec | None = None
         error: SpecError | None = None
-        try:
-            spec = DataAlertSpec.parse(body.get("spec") or {})
-        except SpecError as exc:
-            error = exc
         generation = int(meta.get("generation") or 0)
+        same = before is not None and before.uid == str(meta.get("uid") or "") and before.generation == generation
+        if before is not None and same and generation:
+            spec, error = before.spec, before.spec_error
+        else:
+            try:
+                spec = DataAlertSpec.parse(body.get("spec") or {})
+            except SpecError as exc:
+                error = exc
         return cls(
             ref=ObjectRef.of(body),
             uid=str(meta.get("uid") or ""),
