@@ -401,3 +401,23 @@ def test_condition_keeps_its_transition_time_while_its_status_holds() -> None:
 
 def test_condition_without_generation_omits_observed_generation() -> None:
     assert "observedGeneration" not in Condition("Ready", "True", "Verified", "").to_json(now=NOW)
+
+
+def test_an_alerts_status_is_parsed_once_for_all_its_readers() -> None:
+    delivered = {"epoch": 1, "deliveries": [{"destination": DESTINATION, "epoch": 1, "state": "Open"}]}
+    alert = DataAlert.from_body(alert_body(status=delivered))
+    assert alert.status == delivered
+    assert alert.status is alert.status, "routing, planning and readiness share one parse"
+    resolved = DataAlert.from_body(alert_body(status={**delivered, "observedState": "resolved"}))
+    assert resolved.status["observedState"] == "resolved" and "observedState" not in alert.status
+
+
+def test_an_alert_as_written_back_keeps_its_parsed_spec_until_the_generation_changes() -> None:
+    before = DataAlert.from_body(alert_body())
+    written = DataAlert.from_body(alert_body(status={"epoch": 1}), before=before)
+    assert written.spec is before.spec and written.status == {"epoch": 1}
+    edited = alert_body(generation=2, title="Column customer_id removed again")
+    changed = DataAlert.from_body(edited, before=before)
+    assert changed.spec is not None and changed.spec.title == "Column customer_id removed again"
+    recreated = alert_body(uid="another-uid")
+    assert DataAlert.from_body(recreated, before=before).spec is not before.spec, "another object of the same name"

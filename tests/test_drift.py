@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
-from incidentio_operator.controller.drift import DRIFT_SHARE, TICK, ReadBudget
+from incidentio_operator.api import DataAlert, Destination
+from incidentio_operator.controller.drift import DRIFT_SHARE, TICK, DriftChecker, ReadBudget
+from incidentio_operator.controller.metrics import Metrics
+from incidentio_operator.controller.store import Store
 from incidentio_operator.decisions.delivery.ended import ENDED_REASON, how_it_ended, record_ended
 from incidentio_operator.decisions.delivery.model import Delivery, State
+from incidentio_operator.incidentio import Account, ApiKey, Priority
 from incidentio_operator.incidentio.models import Incident, IncidentStatus
+from tests import factories
 
 CLOSED_ID = "01CLOSED"
 
@@ -73,3 +80,57 @@ def test_reads_stay_within_five_percent_of_the_key_however_many_incidents_are_du
         now += TICK
     share = refill * DRIFT_SHARE * 600.0  # 600 reads: 5 % of 12,000
     assert share - budget.capacity <= reads <= share + budget.capacity
+
+
+class _Reads:
+    """incident.io as the drift checker sees it: every incident it reads is still open."""
+
+    def __init__(self) -> None:
+        self.read: list[str] = []
+
+    async def get_incident(self, account: Account, incident_id: str, *, priority: Priority) -> Incident:
+        self.read.append(incident_id)
+        return factories.incident(incident_id=incident_id)
+
+
+class _Keys:
+    async def account(self, destination: Destination, *, closing: bool = False) -> Account:
+        return Account("http://127.0.0.1:8089", ApiKey("key"))
+
+
+def _holding(incident_id: str, epoch: int, version: str) -> DataAlert:
+    delivery = {"destination": factories.DESTINATION, "epoch": epoch, "state": "Open", "incidentId": incident_id}
+    body = factories.alert_body(status={"epoch": epoch, "deliveries": [delivery]})
+    body["metadata"]["resourceVersion"] = version
+    return DataAlert.from_body(body)
+
+
+async def test_each_round_reads_the_incidents_the_alerts_hold_now() -> None:
+    store, reads, clock = Store(), _Reads(), [0.0]
+    spec = {**factories.destination_body()["spec"], "driftCheck": {"interval": "1m"}}
+    destination_body = factories.destination_body(spec=spec)
+    store.destinations.upsert(Destination.from_body(destination_body), destination_body)
+    checker = DriftChecker(
+        store,
+        cast(Any, reads),
+        cast(Any, _Keys()),
+        cast(Any, None),
+        Metrics(),
+        key_refill_per_second=20.0,
+        allow_cross_namespace=False,
+        monotonic=lambda: clock[0],
+    )
+
+    def hold(alert: DataAlert) -> None:
+        store.alerts.upsert(alert, {"metadata": {"resourceVersion": alert.resource_version}})
+
+    hold(_holding("01FIRST", 1, "100"))
+    assert await checker.check_due() == 0, "first seen open: due a whole interval later"
+    clock[0] = 61.0
+    assert await checker.check_due() == 1 and reads.read == ["01FIRST"]
+    # Closed and triggered again: the next round follows the new status, not what it read before.
+    hold(_holding("01SECOND", 2, "101"))
+    clock[0] = 122.0
+    assert await checker.check_due() == 0
+    clock[0] = 183.0
+    assert await checker.check_due() == 1 and reads.read == ["01FIRST", "01SECOND"]

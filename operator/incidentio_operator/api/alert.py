@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -203,21 +204,26 @@ class DataAlert:
     holding: tuple[str, ...] = ()
 
     @property
-    def status(self) -> dict[str, Any]:
-        """The status as last written (a fresh copy on each access)."""
-        parsed: dict[str, Any] = json.loads(self.status_json)
-        return parsed
+    def status(self) -> Mapping[str, Any]:
+        """The status as last written: read-only, shared by every reader of the same status."""
+        return _parsed_status(self.status_json)
 
     @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> DataAlert:
+    def from_body(cls, body: Mapping[str, Any], *, before: DataAlert | None = None) -> DataAlert:
+        """The alert in ``body``; ``before``, the same object as last held, lends its parsed spec when the
+        generation says the spec has not changed since (the API server bumps it on every spec change)."""
         meta = body.get("metadata") or {}
         spec: DataAlertSpec | None = None
         error: SpecError | None = None
-        try:
-            spec = DataAlertSpec.parse(body.get("spec") or {})
-        except SpecError as exc:
-            error = exc
         generation = int(meta.get("generation") or 0)
+        same = before is not None and before.uid == str(meta.get("uid") or "") and before.generation == generation
+        if before is not None and same and generation:
+            spec, error = before.spec, before.spec_error
+        else:
+            try:
+                spec = DataAlertSpec.parse(body.get("spec") or {})
+            except SpecError as exc:
+                error = exc
         return cls(
             ref=ObjectRef.of(body),
             uid=str(meta.get("uid") or ""),
@@ -234,6 +240,14 @@ class DataAlert:
     def with_status(self, status: Mapping[str, Any]) -> DataAlert:
         """The same alert with another status (for an alert that is gone, whose status lives only here)."""
         return replace(self, **_status_facts(status, self.generation))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_status(status_json: str) -> Mapping[str, Any]:
+    """One parse for the several readers of an alert's status in a reconciliation (routing, planning,
+    readiness, retention each read it). A string caches its hash, so a lookup costs no rehash of the JSON."""
+    parsed: dict[str, Any] = json.loads(status_json)
+    return parsed
 
 
 def _status_facts(status: Mapping[str, Any], generation: int) -> dict[str, Any]:

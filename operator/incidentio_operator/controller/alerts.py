@@ -209,7 +209,7 @@ class AlertReconciler:
         body = await self._kube.patch(
             API_VERSION, ALERTS, alert.ref.namespace, alert.ref.name, patch, subresource=subresource
         )
-        updated = DataAlert.from_body(body)
+        updated = DataAlert.from_body(body, before=alert)
         self._store.alerts.upsert(updated, body)
         self._rules.alert_changed(alert, updated)
         self._noise.alert_changed(updated)

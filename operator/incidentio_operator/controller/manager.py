@@ -228,13 +228,14 @@ class Controller:
         elif resource == BLACKOUTS:
             self._observe_blackout(body, deleted)
 
+    def echo(self, event_type: str | None, body: Mapping[str, Any]) -> bool:
+        """A DataAlert added or modified in a version the store holds (in a burst, mostly our writes' echoes)."""
+        self.heartbeats.watch_event()
+        version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        return event_type in ("ADDED", "MODIFIED") and self.store.alerts.known(ObjectRef.of(body), version)
+
     def _observe_alert(self, body: Mapping[str, Any], deleted: bool) -> None:
         ref = ObjectRef.of(body)
-        # Most alert events are the echoes of our own status writes, already in the store:
-        # skip them before parsing anything.
-        version = str((body.get("metadata") or {}).get("resourceVersion") or "")
-        if not deleted and self.store.alerts.known(ref, version):
-            return
         labels = (body.get("metadata") or {}).get("labels") or {}
         if not self._mine(labels):
             if self.store.alerts.get(ref) is not None:
@@ -326,21 +327,8 @@ class Controller:
             self._wake_alerts(ref.namespace, everything=False)
 
     def _export_readiness(self, ref: ObjectRef, destination: Destination | None) -> None:
-        """The destination_ready gauge, and a zero for each counter a destination's series start from.
-
-        A counter series that first appears at 1 is invisible to rate() and increase(); a suspended or
-        deleted destination has no readiness series, since nothing is expected of it.
-        """
-        label = str(ref)
-        if destination is None or (destination.spec is not None and destination.spec.suspend):
-            try:
-                self.metrics.destination_ready.remove(label)
-            except KeyError:
-                pass
-            return
-        self.metrics.destination_ready.labels(label).set(1.0 if destination.ready else 0.0)
-        for counter in (self.metrics.incidents_created, self.metrics.incidents_closed, self.metrics.deliveries_failed):
-            counter.labels(label)
+        suspended = destination is None or (destination.spec is not None and destination.spec.suspend)
+        self.metrics.destination_readiness(str(ref), None if destination is None or suspended else destination.ready)
 
     def _destination_changed(self, ref: ObjectRef, before: Destination | None, after: Destination | None) -> None:
         self._export_readiness(ref, after)

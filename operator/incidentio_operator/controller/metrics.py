@@ -121,6 +121,22 @@ class Metrics:
             registry=r,
         )
 
+    def destination_readiness(self, label: str, ready: bool | None) -> None:
+        """The destination_ready gauge, and a zero for each counter a destination's series start from.
+
+        A counter series that first appears at 1 is invisible to rate() and increase(); a suspended or
+        deleted destination (``ready`` None) has no readiness series, since nothing is expected of it.
+        """
+        if ready is None:
+            try:
+                self.destination_ready.remove(label)
+            except KeyError:
+                pass
+            return
+        self.destination_ready.labels(label).set(1.0 if ready else 0.0)
+        for counter in (self.incidents_created, self.incidents_closed, self.deliveries_failed):
+            counter.labels(label)
+
     # incidentio.RequestObserver
     def request_finished(self, operation: str, status: int | None, seconds: float) -> None:
         self.requests.labels(operation, str(status) if status is not None else "none").inc()
