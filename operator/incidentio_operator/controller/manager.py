@@ -71,7 +71,9 @@ class Controller:
         self.tokens = AlertSourceTokens(kube)
         shared = (settings, self.store, self.queue, kube)
         self.noise = NoiseControl(settings, self.store, self.queue, metrics, self.recorder, clock)
-        self.rules = RuleReconciler(*shared, clock, noise=self.noise)
+        self.rules = RuleReconciler(
+            *shared, clock, noise=self.noise, alerts_listing=lambda: self.resync.listing(ALERTS)
+        )
         self.blackouts = BlackoutReconciler(self.store, self.queue, kube, clock, noise=self.noise)
         self.destinations = DestinationReconciler(
             *shared,
@@ -105,7 +107,7 @@ class Controller:
             RULES: self.store.rules,
             BLACKOUTS: self.store.blackouts,
         }
-        self.resync = Resync(kube, indexes, self.scopes(), self.forget)
+        self.resync = Resync(kube, indexes, self.scopes(), self.forget, on_listed=self._listed)
         self.drift = DriftChecker(
             self.store,
             incidentio,
@@ -137,7 +139,7 @@ class Controller:
                 for body in await self.kube.list(API_VERSION, DESTINATIONS, scope):
                     destination = Destination.from_body(body)
                     self.store.destinations.upsert(destination, body, live=False)
-                    self._export_readiness(destination.ref, destination)
+                    self.metrics.export_readiness(str(destination.ref), destination)
                 for body in await self.kube.list(API_VERSION, RULES, scope):
                     rule = AlertRule.from_body(body)
                     self.store.rules.upsert(rule, body, live=False)
@@ -220,7 +222,7 @@ class Controller:
         if event_type is None:
             self.resync.listed(resource)
         if resource == ALERTS:
-            self._observe_alert(body, deleted)
+            self._observe_alert(body, deleted, event_type is None)
         elif resource == DESTINATIONS:
             self._observe_destination(body, deleted)
         elif resource == RULES:
@@ -228,7 +230,7 @@ class Controller:
         elif resource == BLACKOUTS:
             self._observe_blackout(body, deleted)
 
-    def _observe_alert(self, body: Mapping[str, Any], deleted: bool) -> None:
+    def _observe_alert(self, body: Mapping[str, Any], deleted: bool, listed: bool) -> None:
         ref = ObjectRef.of(body)
         # Most alert events are the echoes of our own status writes, already in the store:
         # skip them before parsing anything.
@@ -249,7 +251,7 @@ class Controller:
             return
         previous = self.store.alerts.get(ref)
         if self.store.alerts.upsert(DataAlert.from_body(body), body):
-            self.queue.add((ALERTS, ref))
+            self.alerts.observed(self.store.alerts.get(ref), listed=listed)
         self.rules.alert_changed(previous, self.store.alerts.get(ref))
         self.noise.alert_changed(self.store.alerts.get(ref))
 
@@ -284,6 +286,10 @@ class Controller:
             self.rules.schedule_recount(ref)
             if before is None or before.generation != rule.generation:
                 self._wake_alerts(ref.namespace, everything=True)
+
+    def _listed(self, resource: str) -> None:
+        if resource == ALERTS:
+            self.rules.alerts_listed()
 
     def forget(self, resource: str, ref: ObjectRef, *, last: DataAlert | None = None) -> None:
         """The object is gone (a DELETED event, or absent from a full list): drop it and all that hangs on it."""
@@ -325,25 +331,8 @@ class Controller:
         if before is None or after is None or before.generation != after.generation:
             self._wake_alerts(ref.namespace, everything=False)
 
-    def _export_readiness(self, ref: ObjectRef, destination: Destination | None) -> None:
-        """The destination_ready gauge, and a zero for each counter a destination's series start from.
-
-        A counter series that first appears at 1 is invisible to rate() and increase(); a suspended or
-        deleted destination has no readiness series, since nothing is expected of it.
-        """
-        label = str(ref)
-        if destination is None or (destination.spec is not None and destination.spec.suspend):
-            try:
-                self.metrics.destination_ready.remove(label)
-            except KeyError:
-                pass
-            return
-        self.metrics.destination_ready.labels(label).set(1.0 if destination.ready else 0.0)
-        for counter in (self.metrics.incidents_created, self.metrics.incidents_closed, self.metrics.deliveries_failed):
-            counter.labels(label)
-
     def _destination_changed(self, ref: ObjectRef, before: Destination | None, after: Destination | None) -> None:
-        self._export_readiness(ref, after)
+        self.metrics.export_readiness(str(ref), after)
         was_ready = before is not None and before.ready
         is_ready = after is not None and after.ready
         # A change of the not-Ready reason matters too: waiting alerts and rules quote it.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from incidentio_operator.api import Destination
+
 PREFIX = "incidentio_operator"
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -129,6 +131,22 @@ class Metrics:
     def rate_limit_waited(self, seconds: float) -> None:
         self.rate_limit_waits.inc()
         self.rate_limit_wait_seconds.inc(seconds)
+
+    def export_readiness(self, label: str, destination: Destination | None) -> None:
+        """The destination_ready gauge, and a zero for each counter a destination's series start from.
+
+        A counter series that first appears at 1 is invisible to rate() and increase(); a suspended or
+        deleted destination has no readiness series, since nothing is expected of it.
+        """
+        if destination is None or (destination.spec is not None and destination.spec.suspend):
+            try:
+                self.destination_ready.remove(label)
+            except KeyError:
+                pass
+            return
+        self.destination_ready.labels(label).set(1.0 if destination.ready else 0.0)
+        for counter in (self.incidents_created, self.incidents_closed, self.deliveries_failed):
+            counter.labels(label)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -36,8 +36,11 @@ class RuleReconciler:
         clock: Callable[[], datetime.datetime],
         *,
         noise: NoiseControl,
+        alerts_listing: Callable[[], bool] = lambda: False,
     ) -> None:
         self._settings = settings
+        # True while kopf hands over a full list of the alerts (Resync.listing): a count then would be partial.
+        self._alerts_listing = alerts_listing
         self._noise = noise
         self._store = store
         self._queue = queue
@@ -49,6 +52,8 @@ class RuleReconciler:
         self._recount_since: dict[ObjectRef, float] = {}
         # Rules whose next reconciliation counts their alerts; any other keeps the count it has.
         self._recount_ready: set[ObjectRef] = set()
+        # Rules whose recount came due while the alerts were being listed: counted once the listing is over.
+        self._after_listing: set[ObjectRef] = set()
 
     async def reconcile(self, ref: ObjectRef) -> None:
         rule = self._store.rules.get(ref)
@@ -84,9 +89,12 @@ class RuleReconciler:
         """Counted only when asked to (alerts stopped arriving, or new matches).
 
         A rule seen at startup, before the alerts are listed, keeps the count it has rather than
-        write a partial one.
+        write a partial one; so does one asked to count while the alerts are being listed, until that is over.
         """
         previous = rule.status.get("matchedAlerts")
+        if isinstance(previous, int) and rule.ref in self._recount_ready and self._alerts_listing():
+            self._recount_ready.discard(rule.ref)
+            self._after_listing.add(rule.ref)
         if rule.ref not in self._recount_ready and isinstance(previous, int):
             return previous
         self._recount_ready.discard(rule.ref)
@@ -154,9 +162,10 @@ class RuleReconciler:
             self.schedule_recount(ObjectRef(either.ref.namespace, name))
 
     def schedule_recount(self, rule: ObjectRef) -> None:
-        """Recount once alerts stop arriving for a moment (at most 10 summary delays late).
+        """Recount once alerts stop arriving for a moment (at most 10 summary delays late), and never while
+        kopf is still handing over a full list of the alerts: then once that listing is over.
 
-        A restart lists thousands of alerts over several seconds; counting at each summary delay would
+        A restart lists thousands of alerts over a minute or more; counting at each summary delay would
         write every partial count in between. New matches still show at each delay (`note_matches`).
         """
         loop = asyncio.get_running_loop()
@@ -171,12 +180,22 @@ class RuleReconciler:
     def _recount_now(self, rule: ObjectRef) -> None:
         self._recount_timers.pop(rule, None)
         self._recount_since.pop(rule, None)
+        if self._alerts_listing():
+            self._after_listing.add(rule)
+            return
         self._recount_ready.add(rule)
         self._queue.add((RULES, rule))
+
+    def alerts_listed(self) -> None:
+        """A full list of the alerts is over: count for every rule that waited for it."""
+        waiting, self._after_listing = self._after_listing, set()
+        for rule in waiting:
+            self._recount_now(rule)
 
     def forget(self, rule: ObjectRef) -> None:
         """The rule is gone: keep no state for it."""
         self._recount_ready.discard(rule)
+        self._after_listing.discard(rule)
         self._recount_since.pop(rule, None)
         self._last_match.pop(rule, None)
         timer = self._recount_timers.pop(rule, None)
