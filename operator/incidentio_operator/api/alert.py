@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 from incidentio_operator.api.common import ObjectRef, SpecError, choice, mapping, parse_time, string
@@ -18,6 +19,8 @@ FINALIZER = "alerting.armor.dev/close-incidents"
 # Set with the finalizer: which replica (shard) opened the alert's incidents, and so must finish them even if
 # the alert's labels later move it out of that replica's shard (docs/operations.md, Sharding).
 OWNER_LABEL = "alerting.armor.dev/owner"
+# Shared by every alert without labels (read-only), rather than an empty dict each.
+NO_LABELS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +237,7 @@ class DataAlert:
             ref=ObjectRef.of(body),
             uid=str(meta.get("uid") or ""),
             generation=generation,
-            labels=meta.get("labels") or {},
+            labels=meta.get("labels") or NO_LABELS,
             spec=spec,
             spec_error=error,
             finalizers=tuple(meta.get("finalizers") or ()),

@@ -168,12 +168,17 @@ class RuleReconciler:
         A restart lists thousands of alerts over a minute or more; counting at each summary delay would
         write every partial count in between. New matches still show at each delay (`note_matches`).
         """
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        first = self._recount_since.setdefault(rule, now)
         pending = self._recount_timers.pop(rule, None)
         if pending is not None:
             pending.cancel()
+        if self._alerts_listing():
+            # One timer per listed alert would only be cancelled by the next: the listing's end counts.
+            self._recount_since.pop(rule, None)
+            self._after_listing.add(rule)
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        first = self._recount_since.setdefault(rule, now)
         delay = min(self._settings.summary_delay, max(0.0, first + 10 * self._settings.summary_delay - now))
         self._recount_timers[rule] = loop.call_later(delay, self._recount_now, rule)
 
