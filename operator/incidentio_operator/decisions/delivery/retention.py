@@ -66,11 +66,13 @@ def seconds_until_deletion(alert: DataAlert, now: datetime.datetime) -> float | 
 
 
 def at_rest(alert: DataAlert, default_ttl: float | None) -> bool:
-    """Nothing a plan could change for the alert as last written, but delete it at its ``deleteAfter``.
+    """No call and no write a plan could make for the alert as last written, but delete it at its ``deleteAfter``.
 
     Settled (Ready in its generation, no delivery with work left), resolved or dismissed (so no rule, old or
     new, can have an incident opened for it), holding no incident and no finalizer; and its retention
     stamps are what ``retention_status`` would write with ``default_ttl`` (the operator's may have changed).
+    Its readiness then follows from its deliveries alone; only ``matchedRules`` could differ, after a rule
+    changed while the operator was away: it is brought up to date when the alert or its rules next change.
     """
     spec = alert.spec
     if spec is None or alert.deleting or alert.unsettled or alert.holding or alert.finalizers:
