@@ -54,6 +54,10 @@ class RuleReconciler:
         self._recount_ready: set[ObjectRef] = set()
         # Rules whose recount came due while the alerts were being listed: counted once the listing is over.
         self._after_listing: set[ObjectRef] = set()
+        # Until kopf's first listing of the alerts is over, it may not even have begun: counts wait for it
+        # too, but at most 10 summary delays (with no alert at all there is no listing to wait for).
+        self._listed_once = False
+        self._first_wait: asyncio.TimerHandle | None = None
 
     async def reconcile(self, ref: ObjectRef) -> None:
         rule = self._store.rules.get(ref)
@@ -185,17 +189,24 @@ class RuleReconciler:
     def _recount_now(self, rule: ObjectRef) -> None:
         self._recount_timers.pop(rule, None)
         self._recount_since.pop(rule, None)
-        if self._alerts_listing():
+        if self._alerts_listing() or not self._listed_once:
             self._after_listing.add(rule)
+            if not self._listed_once and self._first_wait is None:
+                delay = 10 * self._settings.summary_delay
+                self._first_wait = asyncio.get_running_loop().call_later(delay, self.alerts_listed)
             return
         self._recount_ready.add(rule)
         self._queue.add((RULES, rule))
 
     def alerts_listed(self) -> None:
-        """A full list of the alerts is over: count for every rule that waited for it."""
+        """A full list of the alerts is over: every rule that waited for it counts after a summary delay
+        (should a stall of the listing have passed for its end, more alerts arriving meanwhile push it on)."""
+        self._listed_once = True
+        if self._first_wait is not None:
+            self._first_wait.cancel()
         waiting, self._after_listing = self._after_listing, set()
         for rule in waiting:
-            self._recount_now(rule)
+            self.schedule_recount(rule)
 
     def forget(self, rule: ObjectRef) -> None:
         """The rule is gone: keep no state for it."""
@@ -208,6 +219,8 @@ class RuleReconciler:
             timer.cancel()
 
     def stop(self) -> None:
+        if self._first_wait is not None:
+            self._first_wait.cancel()
         for timer in self._recount_timers.values():
             timer.cancel()
         self._recount_timers.clear()
