@@ -160,3 +160,18 @@ async def test_before_the_first_listing_of_the_alerts_is_over_a_recount_waits_fo
     finally:
         started.rules.stop()
         await started.kube.aclose()
+
+
+async def test_an_alerts_watch_event_ends_the_wait_for_the_first_listing(api: KubeApiStandIn) -> None:
+    started = Rules(api)  # no alert to list: kopf went straight to watching, and an alert was created
+    try:
+        started.rules.schedule_recount(RULE)
+        assert not await started.due()
+        started.add_alerts(1)
+        started.rules.alerts_watched()
+        assert await started.due()
+        await started.rules.reconcile(RULE)
+        assert started.matched() == 1
+    finally:
+        started.rules.stop()
+        await started.kube.aclose()

@@ -221,6 +221,8 @@ class Controller:
         self.heartbeats.watch_event()
         if event_type is None:
             self.resync.listed(resource)
+        elif resource == ALERTS:
+            self.rules.alerts_watched()
         if resource == ALERTS:
             self._observe_alert(body, deleted, event_type is None)
         elif resource == DESTINATIONS:

@@ -198,6 +198,11 @@ class RuleReconciler:
         self._recount_ready.add(rule)
         self._queue.add((RULES, rule))
 
+    def alerts_watched(self) -> None:
+        """An alert's watch event (not a listed one): kopf lists before it watches, so its first listing is over."""
+        if not self._listed_once:
+            self.alerts_listed()
+
     def alerts_listed(self) -> None:
         """A full list of the alerts is over: every rule that waited for it counts after a summary delay
         (should a stall of the listing have passed for its end, more alerts arriving meanwhile push it on)."""
