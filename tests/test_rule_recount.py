@@ -27,13 +27,6 @@ RULE = ObjectRef(NAMESPACE, "production-breaking-changes")
 DELAY = 0.05
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[BackgroundLoop]:
-    background = BackgroundLoop("recount-tests")
-    yield background
-    background.close()
-
-
 @pytest.fixture
 def api(loop: BackgroundLoop) -> Iterator[KubeApiStandIn]:
     stand_in = KubeApiStandIn(crds=load_crds())
@@ -93,12 +86,18 @@ class Rules:
 
 
 @pytest.fixture
-async def rules(api: KubeApiStandIn) -> AsyncIterator[Rules]:
+async def started(api: KubeApiStandIn) -> AsyncIterator[Rules]:
+    """Just started: kopf may not have begun listing the alerts yet."""
     made = Rules(api)
-    made.first_listing_over()
     yield made
     made.rules.stop()
     await made.kube.aclose()
+
+
+@pytest.fixture
+def rules(started: Rules) -> Rules:
+    started.first_listing_over()
+    return started
 
 
 async def test_a_recount_due_while_the_alerts_are_listed_waits_for_the_end_of_the_listing(rules: Rules) -> None:
@@ -147,31 +146,21 @@ async def test_a_recount_equal_to_the_status_writes_nothing(rules: Rules) -> Non
     assert rules.patches() == written
 
 
-async def test_before_the_first_listing_of_the_alerts_is_over_a_recount_waits_for_it(api: KubeApiStandIn) -> None:
-    started = Rules(api)  # kopf may not have begun listing the alerts yet
-    try:
-        started.add_alerts(2)
-        started.rules.schedule_recount(RULE)
-        assert not await started.due(), "no count before the first listing"
-        started.rules.alerts_listed()
-        assert await started.due()
-        await started.rules.reconcile(RULE)
-        assert started.matched() == 2
-    finally:
-        started.rules.stop()
-        await started.kube.aclose()
+async def test_before_the_first_listing_of_the_alerts_is_over_a_recount_waits_for_it(started: Rules) -> None:
+    started.add_alerts(2)
+    started.rules.schedule_recount(RULE)
+    assert not await started.due(), "no count before the first listing"
+    started.rules.alerts_listed()
+    assert await started.due()
+    await started.rules.reconcile(RULE)
+    assert started.matched() == 2
 
 
-async def test_an_alerts_watch_event_ends_the_wait_for_the_first_listing(api: KubeApiStandIn) -> None:
-    started = Rules(api)  # no alert to list: kopf went straight to watching, and an alert was created
-    try:
-        started.rules.schedule_recount(RULE)
-        assert not await started.due()
-        started.add_alerts(1)
-        started.rules.alerts_watched()
-        assert await started.due()
-        await started.rules.reconcile(RULE)
-        assert started.matched() == 1
-    finally:
-        started.rules.stop()
-        await started.kube.aclose()
+async def test_an_alerts_watch_event_ends_the_wait_for_the_first_listing(started: Rules) -> None:
+    started.rules.schedule_recount(RULE)  # no alert to list: kopf went straight to watching
+    assert not await started.due()
+    started.add_alerts(1)
+    started.rules.alerts_watched()
+    assert await started.due()
+    await started.rules.reconcile(RULE)
+    assert started.matched() == 1
