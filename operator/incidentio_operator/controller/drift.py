@@ -87,9 +87,6 @@ class DriftChecker:
         self._budgets: dict[ApiKey, ReadBudget] = {}
         # When each open incident was last read (or first seen open).
         self._checked: dict[OpenIncident, float] = {}
-        # Each holding alert's open incidents, with the status they were read from: a round parses only
-        # the statuses that changed since the last, not every open incident's alert every TICK.
-        self._open: dict[ObjectRef, tuple[str, tuple[OpenIncident, ...]]] = {}
 
     async def run(self) -> None:
         while True:
@@ -111,7 +108,6 @@ class DriftChecker:
             for entry in self._store.alerts.entries.values()
             if entry.live and entry.model.holding and not lifecycle.closing(entry.model)
         ]
-        self._open = {alert.ref: self._open_of(alert) for alert in holding}
         for destination in list(self._store.destinations.live()):
             spec = destination.spec
             if spec is None or spec.suspend or not destination.ready:
@@ -143,19 +139,11 @@ class DriftChecker:
             taken.append((destination, incident))
         return taken
 
-    def _open_of(self, alert: DataAlert) -> tuple[str, tuple[OpenIncident, ...]]:
-        cached = self._open.get(alert.ref)
-        if cached is not None and cached[0] == alert.status_json:
-            return cached
-        return alert.status_json, tuple(_open_in(alert))
-
     def _open_incidents(self, destination: Destination, holding: list[DataAlert]) -> Iterator[OpenIncident]:
         ref = destination.ref
         for alert in holding:
             if alert.ref.namespace == ref.namespace or self._cross:
-                for incident in self._open[alert.ref][1]:
-                    if lifecycle.destination_ref(incident.label, alert.ref.namespace) == ref:
-                        yield incident
+                yield from _open_through(alert, ref)
 
     async def _read(self, destination: Destination, incident: OpenIncident) -> None:
         assert destination.spec is not None
@@ -179,9 +167,10 @@ class DriftChecker:
             self._alerts.incident_ended(incident.alert, incident.label, incident.epoch, how)
 
 
-def _open_in(alert: DataAlert) -> Iterator[OpenIncident]:
+def _open_through(alert: DataAlert, destination: ObjectRef) -> Iterator[OpenIncident]:
     for item in alert.status.get("deliveries") or ():
         if not isinstance(item, Mapping) or item.get("state") != "Open" or not item.get("incidentId"):
             continue
         label = str(item.get("destination") or "")
-        yield OpenIncident(alert.ref, label, int(item.get("epoch") or 0), str(item["incidentId"]))
+        if lifecycle.destination_ref(label, alert.ref.namespace) == destination:
+            yield OpenIncident(alert.ref, label, int(item.get("epoch") or 0), str(item["incidentId"]))

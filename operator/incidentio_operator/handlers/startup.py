@@ -32,29 +32,6 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
-class NoProgress(kopf.ProgressStorage):
-    """No handler progress: kopf keeps it only for change handlers (retries, sub-handlers), and this operator has none.
-
-    kopf's default storage still deep-copies and scrubs every object's essence on every watch event to
-    strip its own progress fields from the diff base, whether or not any handler keeps progress.
-    """
-
-    def fetch(self, *, key: kopf.HandlerId, body: kopf.Body) -> kopf.ProgressRecord | None:
-        return None
-
-    def store(self, *, key: kopf.HandlerId, record: kopf.ProgressRecord, body: kopf.Body, patch: kopf.Patch) -> None:
-        return None
-
-    def purge(self, *, key: kopf.HandlerId, body: kopf.Body, patch: kopf.Patch) -> None:
-        return None
-
-    def touch(self, *, body: kopf.Body, patch: kopf.Patch, value: str | None) -> None:
-        return None
-
-    def clear(self, *, essence: kopf.BodyEssence) -> kopf.BodyEssence:
-        return essence
-
-
 def options_of(memo: Any) -> RunOptions:
     options = getattr(memo, "options", None)
     return options if isinstance(options, RunOptions) else RunOptions()
@@ -66,7 +43,6 @@ def configure(settings: kopf.OperatorSettings, options: RunOptions | None = None
     # per-handler events would only say "Handler succeeded" on every watch event.
     settings.posting.enabled = False
     settings.persistence.diffbase_storage = NoDiffBase()
-    settings.persistence.progress_storage = NoProgress()
     # Ask the API server to end each watch after 5 minutes so a silently dead connection is
     # noticed and re-established; the client gives up a little later than the server.
     settings.watching.server_timeout = 300
