@@ -8,7 +8,7 @@ from typing import Any
 
 from incidentio_operator.api import DataAlert
 from incidentio_operator.decisions.delivery import plan, settle
-from incidentio_operator.decisions.delivery.retention import seconds_until_deletion
+from incidentio_operator.decisions.delivery.retention import at_rest, seconds_until_deletion
 
 from .factories import NOW, alert_body, with_spec, with_status
 from .test_delivery import Body, context, incidentio, opened, resolved
@@ -85,3 +85,22 @@ def test_an_alert_being_deleted_is_left_to_its_deletion() -> None:
     closed = reconciled(resolved())
     deleting = {**closed, "metadata": {**closed["metadata"], "deletionTimestamp": "2026-11-26T11:00:00Z"}}
     assert seconds_until_deletion(DataAlert.from_body(deleting), NOW + datetime.timedelta(days=1)) is None
+
+
+def test_a_closed_alert_is_at_rest_while_its_retention_stamps_are_what_the_ttl_gives() -> None:
+    kept = DataAlert.from_body(reconciled(resolved(), ttl=None))
+    assert at_rest(kept, None)
+    assert not at_rest(kept, HOUR), "an operator TTL set since then: a look stamps its deletion"
+    stamped = DataAlert.from_body(reconciled(resolved()))
+    assert at_rest(stamped, HOUR)
+    assert not at_rest(stamped, 2 * HOUR), "a TTL changed since then moves deleteAfter"
+    assert not at_rest(stamped, None), "a TTL removed since then takes the stamps back"
+
+
+def test_an_alert_holding_an_incident_or_active_or_not_yet_looked_at_is_never_at_rest() -> None:
+    assert not at_rest(DataAlert.from_body(reconciled(opened())), None), "its incident is open"
+    assert not at_rest(DataAlert.from_body(resolved()), None), "resolved, its incident not closed yet"
+    closed = reconciled(resolved(), ttl=None)
+    assert not at_rest(DataAlert.from_body(with_spec(closed, state="triggered")), None), "triggered again"
+    finalized = {**closed, "metadata": {**closed["metadata"], "finalizers": ["alerting.armor.dev/close-incidents"]}}
+    assert not at_rest(DataAlert.from_body(finalized), None)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 from incidentio_operator.api.common import ObjectRef, SpecError, choice, mapping, parse_time, string
@@ -18,6 +20,8 @@ FINALIZER = "alerting.armor.dev/close-incidents"
 # Set with the finalizer: which replica (shard) opened the alert's incidents, and so must finish them even if
 # the alert's labels later move it out of that replica's shard (docs/operations.md, Sharding).
 OWNER_LABEL = "alerting.armor.dev/owner"
+# Shared by every alert without labels (read-only), rather than an empty dict each.
+NO_LABELS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +88,10 @@ class DataAlertSpec:
             item = mapping(raw, f"spec.changes[{index}]")
             changes.append(
                 Change(
-                    type=string(item.get("type"), f"spec.changes[{index}].type"),
-                    column=string(item.get("column"), f"spec.changes[{index}].column"),
-                    from_type=string(item.get("fromType"), f"spec.changes[{index}].fromType"),
-                    to_type=string(item.get("toType"), f"spec.changes[{index}].toType"),
+                    type=_common(string(item.get("type"), f"spec.changes[{index}].type")),
+                    column=_common(string(item.get("column"), f"spec.changes[{index}].column")),
+                    from_type=_common(string(item.get("fromType"), f"spec.changes[{index}].fromType")),
+                    to_type=_common(string(item.get("toType"), f"spec.changes[{index}].toType")),
                     description=string(item.get("description"), f"spec.changes[{index}].description"),
                 )
             )
@@ -95,18 +99,18 @@ class DataAlertSpec:
             raise SpecError("spec.changes", "changes are only allowed with eventType: schema_change")
         return cls(
             title=title,
-            event_type=event_type,
-            severity=severity,
-            state=choice(spec.get("state"), "spec.state", ALERT_STATES, "triggered"),
-            description=string(spec.get("description"), "spec.description"),
+            event_type=_common(event_type),
+            severity=_common(severity),
+            state=_common(choice(spec.get("state"), "spec.state", ALERT_STATES, "triggered")),
+            description=_common(string(spec.get("description"), "spec.description")),
             external_id=string(spec.get("externalId"), "spec.externalId"),
-            source=string(spec.get("source"), "spec.source", "AnomalyArmor") or "AnomalyArmor",
+            source=_common(string(spec.get("source"), "spec.source", "AnomalyArmor") or "AnomalyArmor"),
             asset=Asset(
                 id=string(asset.get("id"), "spec.asset.id"),
                 qualified_name=string(asset.get("qualifiedName"), "spec.asset.qualifiedName"),
-                environment=string(asset.get("environment"), "spec.asset.environment"),
-                database=string(asset.get("database"), "spec.asset.database"),
-                schema=string(asset.get("schema"), "spec.asset.schema"),
+                environment=_common(string(asset.get("environment"), "spec.asset.environment")),
+                database=_common(string(asset.get("database"), "spec.asset.database")),
+                schema=_common(string(asset.get("schema"), "spec.asset.schema")),
                 table=string(asset.get("table"), "spec.asset.table"),
             ),
             changes=tuple(changes),
@@ -115,6 +119,14 @@ class DataAlertSpec:
             link=_link(spec.get("link")),
             ttl_seconds_after_settled=_ttl(spec.get("ttlSecondsAfterSettled")),
         )
+
+
+def _common(text: str) -> str:
+    """One string object for a value many alerts share (an event type, environment, schema, rule name).
+
+    Each watch event decodes its own copy of every string; 50,000 alerts held would keep 50,000 copies.
+    """
+    return sys.intern(text)
 
 
 def _ttl(value: Any) -> int | None:
@@ -168,9 +180,9 @@ def _admissions(deliveries: list[Mapping[str, Any]]) -> tuple[Admission, ...]:
             continue
         found.append(
             Admission(
-                destination=str(item.get("destination") or ""),
+                destination=_common(str(item.get("destination") or "")),
                 epoch=int(item.get("epoch") or 0),
-                rules=tuple(str(rule) for rule in item.get("admittedBy") or item.get("rules") or ()),
+                rules=tuple(_common(str(rule)) for rule in item.get("admittedBy") or item.get("rules") or ()),
                 opened_at=parse_time(str(item.get("openedAt") or "")),
                 reference=str(item.get("reference") or ""),
             )
@@ -202,6 +214,9 @@ class DataAlert:
     # The destinations (as deliveries name them) through which this alert holds an incident that may be
     # open: a destination is not let go while any alert holds one through it.
     holding: tuple[str, ...] = ()
+    # The retention stamps (status.settledAt, status.deleteAfter; '' when absent), read at every restart.
+    settled_at: str = ""
+    delete_after: str = ""
 
     @property
     def status(self) -> Mapping[str, Any]:
@@ -228,7 +243,7 @@ class DataAlert:
             ref=ObjectRef.of(body),
             uid=str(meta.get("uid") or ""),
             generation=generation,
-            labels=meta.get("labels") or {},
+            labels=meta.get("labels") or NO_LABELS,
             spec=spec,
             spec_error=error,
             finalizers=tuple(meta.get("finalizers") or ()),
@@ -259,7 +274,7 @@ def _status_facts(status: Mapping[str, Any], generation: int) -> dict[str, Any]:
     ready = next((c for c in status.get("conditions") or () if isinstance(c, Mapping) and c.get("type") == "Ready"), {})
     return {
         "status_json": json.dumps(status, separators=(",", ":")),
-        "matched_rules": tuple(str(name) for name in status.get("matchedRules") or ()),
+        "matched_rules": tuple(_common(str(name)) for name in status.get("matchedRules") or ()),
         # Work may be left: not Ready, not yet looked at in this generation, or a delivery not done.
         "unsettled": ready.get("status") != "True"
         or status.get("observedGeneration") != generation
@@ -268,5 +283,7 @@ def _status_facts(status: Mapping[str, Any], generation: int) -> dict[str, Any]:
         "pending_deliveries": len(pending),
         "waiting_deliveries": sum(1 for d in pending if d.get("waitingFor")),
         "admissions": _admissions(deliveries),
-        "holding": tuple(sorted({str(d.get("destination")) for d in deliveries if _holds_incident(d)})),
+        "holding": tuple(sorted({_common(str(d.get("destination"))) for d in deliveries if _holds_incident(d)})),
+        "settled_at": str(status.get("settledAt") or ""),
+        "delete_after": str(status.get("deleteAfter") or ""),
     }

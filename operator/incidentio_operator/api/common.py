@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,8 @@ class ObjectRef:
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> ObjectRef:
         meta = body.get("metadata") or {}
-        return cls(namespace=str(meta.get("namespace") or ""), name=str(meta.get("name") or ""))
+        # One string per namespace, not one per object held (thousands of alerts share a few namespaces).
+        return cls(namespace=sys.intern(str(meta.get("namespace") or "")), name=str(meta.get("name") or ""))
 
 
 def utcnow() -> datetime.datetime:

@@ -23,7 +23,7 @@ from incidentio_operator.decisions.suppression import AdmissionKey, PastAdmissio
 CooldownKey = tuple[ObjectRef, ObjectRef, str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     namespace: str
     alert: str

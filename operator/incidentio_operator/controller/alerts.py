@@ -36,6 +36,7 @@ from incidentio_operator.controller.tokens import AlertSourceTokens
 from incidentio_operator.controller.workqueue import ObjectKey, WorkQueue
 from incidentio_operator.decisions import delivery as lifecycle
 from incidentio_operator.decisions.delivery.model import earliest
+from incidentio_operator.decisions.delivery.retention import at_rest, seconds_until_deletion
 from incidentio_operator.decisions.routing import route
 from incidentio_operator.incidentio import (
     Account,
@@ -165,6 +166,22 @@ class AlertReconciler:
         if requeue is not None:
             jitter = random.uniform(0, min(requeue * 0.1, 2.0))
             self._queue.add_after((ALERTS, ref), requeue + jitter)
+
+    def observed(self, alert: DataAlert | None, *, listed: bool) -> None:
+        """A new version of the alert is stored: queue it, unless a full list handed it over at rest.
+
+        An alert at rest (decisions/delivery/retention.py ``at_rest``) is one no look could act on now, whatever
+        changed while the operator was away, so a restart over 50,000 of them plans none: only a deletion
+        its retention has set is scheduled. Any later change of it, or of its rules, queues it as usual.
+        """
+        if alert is None:
+            return
+        if not (listed and at_rest(alert, self._settings.settled_alert_ttl)):
+            self._queue.add((ALERTS, alert.ref))
+            return
+        seconds = seconds_until_deletion(alert, self._clock())
+        if seconds is not None:
+            self._queue.add_after((ALERTS, alert.ref), max(0.0, seconds))
 
     def _context(self, alert: DataAlert) -> lifecycle.AlertContext:
         """The alert with its routes and every destination it has or had a delivery for."""

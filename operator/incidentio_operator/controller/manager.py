@@ -71,7 +71,9 @@ class Controller:
         self.tokens = AlertSourceTokens(kube)
         shared = (settings, self.store, self.queue, kube)
         self.noise = NoiseControl(settings, self.store, self.queue, metrics, self.recorder, clock)
-        self.rules = RuleReconciler(*shared, clock, noise=self.noise)
+        self.rules = RuleReconciler(
+            *shared, clock, noise=self.noise, alerts_listing=lambda: self.resync.listing(ALERTS)
+        )
         self.blackouts = BlackoutReconciler(self.store, self.queue, kube, clock, noise=self.noise)
         self.destinations = DestinationReconciler(
             *shared,
@@ -105,7 +107,7 @@ class Controller:
             RULES: self.store.rules,
             BLACKOUTS: self.store.blackouts,
         }
-        self.resync = Resync(kube, indexes, self.scopes(), self.forget)
+        self.resync = Resync(kube, indexes, self.scopes(), self.forget, on_listed=self._listed)
         self.drift = DriftChecker(
             self.store,
             incidentio,
@@ -219,8 +221,10 @@ class Controller:
         self.heartbeats.watch_event()
         if event_type is None:
             self.resync.listed(resource)
+        elif resource == ALERTS:
+            self.rules.alerts_watched()
         if resource == ALERTS:
-            self._observe_alert(body, deleted)
+            self._observe_alert(body, deleted, event_type is None)
         elif resource == DESTINATIONS:
             self._observe_destination(body, deleted)
         elif resource == RULES:
@@ -234,7 +238,7 @@ class Controller:
         version = str((body.get("metadata") or {}).get("resourceVersion") or "")
         return event_type in ("ADDED", "MODIFIED") and self.store.alerts.known(ObjectRef.of(body), version)
 
-    def _observe_alert(self, body: Mapping[str, Any], deleted: bool) -> None:
+    def _observe_alert(self, body: Mapping[str, Any], deleted: bool, listed: bool) -> None:
         ref = ObjectRef.of(body)
         labels = (body.get("metadata") or {}).get("labels") or {}
         if not self._mine(labels):
@@ -250,7 +254,7 @@ class Controller:
             return
         previous = self.store.alerts.get(ref)
         if self.store.alerts.upsert(DataAlert.from_body(body), body):
-            self.queue.add((ALERTS, ref))
+            self.alerts.observed(self.store.alerts.get(ref), listed=listed)
         self.rules.alert_changed(previous, self.store.alerts.get(ref))
         self.noise.alert_changed(self.store.alerts.get(ref))
 
@@ -285,6 +289,10 @@ class Controller:
             self.rules.schedule_recount(ref)
             if before is None or before.generation != rule.generation:
                 self._wake_alerts(ref.namespace, everything=True)
+
+    def _listed(self, resource: str) -> None:
+        if resource == ALERTS:
+            self.rules.alerts_listed()
 
     def forget(self, resource: str, ref: ObjectRef, *, last: DataAlert | None = None) -> None:
         """The object is gone (a DELETED event, or absent from a full list): drop it and all that hangs on it."""

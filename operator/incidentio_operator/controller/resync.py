@@ -24,10 +24,14 @@ from incidentio_operator.kube import KubeClient, KubeError
 logger = logging.getLogger("incidentio_operator.controller.resync")
 
 Forget = Callable[[str, ObjectRef], None]
+Listed = Callable[[str], None]
 
 
 class Resync:
-    """Debounced per kind: one list of our own once kopf's listing has stopped arriving for ``delay`` seconds."""
+    """Debounced per kind: one list of our own once kopf's listing has stopped arriving for ``delay`` seconds.
+
+    ``on_listed`` is told the kind when each such listing is over, for work that must see all of it first.
+    """
 
     def __init__(
         self,
@@ -37,12 +41,15 @@ class Resync:
         forget: Forget,
         *,
         delay: float = 2.0,
+        on_listed: Listed | None = None,
     ) -> None:
         self._kube = kube
         self._indexes = indexes
         self._scopes = scopes
         self._forget = forget
         self._delay = delay
+        # Told the kind's name once each listing is over (before its resync runs).
+        self._on_listed = on_listed
         # Per kind: the index's sequence when kopf's listing began (objects stored since are new).
         self._burst_start: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -60,8 +67,15 @@ class Resync:
             pending.cancel()
         self._timers[resource] = loop.call_later(self._delay, self._start, resource)
 
+    def listing(self, resource: str) -> bool:
+        """True while kopf is handing over a full list of ``resource``: its objects stopped arriving less than
+        ``delay`` seconds ago, so more may follow (a paged list of 50,000 alerts takes a minute or more)."""
+        return resource in self._timers
+
     def _start(self, resource: str) -> None:
         self._timers.pop(resource, None)
+        if self._on_listed is not None:
+            self._on_listed(resource)
         task = asyncio.create_task(self.resync(resource), name=f"resync-{resource}")
         self._running.add(task)
         task.add_done_callback(self._running.discard)

@@ -36,8 +36,11 @@ class RuleReconciler:
         clock: Callable[[], datetime.datetime],
         *,
         noise: NoiseControl,
+        alerts_listing: Callable[[], bool] = lambda: False,
     ) -> None:
         self._settings = settings
+        # True while kopf hands over a full list of the alerts (Resync.listing): a count then would be partial.
+        self._alerts_listing = alerts_listing
         self._noise = noise
         self._store = store
         self._queue = queue
@@ -49,6 +52,12 @@ class RuleReconciler:
         self._recount_since: dict[ObjectRef, float] = {}
         # Rules whose next reconciliation counts their alerts; any other keeps the count it has.
         self._recount_ready: set[ObjectRef] = set()
+        # Rules whose recount came due while the alerts were being listed: counted once the listing is over.
+        self._after_listing: set[ObjectRef] = set()
+        # Until kopf's first listing of the alerts is over, it may not even have begun: counts wait for it
+        # too, but at most 10 summary delays (with no alert at all there is no listing to wait for).
+        self._listed_once = False
+        self._first_wait: asyncio.TimerHandle | None = None
 
     async def reconcile(self, ref: ObjectRef) -> None:
         rule = self._store.rules.get(ref)
@@ -84,9 +93,12 @@ class RuleReconciler:
         """Counted only when asked to (alerts stopped arriving, or new matches).
 
         A rule seen at startup, before the alerts are listed, keeps the count it has rather than
-        write a partial one.
+        write a partial one; so does one asked to count while the alerts are being listed, until that is over.
         """
         previous = rule.status.get("matchedAlerts")
+        if isinstance(previous, int) and rule.ref in self._recount_ready and self._alerts_listing():
+            self._recount_ready.discard(rule.ref)
+            self._after_listing.add(rule.ref)
         if rule.ref not in self._recount_ready and isinstance(previous, int):
             return previous
         self._recount_ready.discard(rule.ref)
@@ -154,29 +166,57 @@ class RuleReconciler:
             self.schedule_recount(ObjectRef(either.ref.namespace, name))
 
     def schedule_recount(self, rule: ObjectRef) -> None:
-        """Recount once alerts stop arriving for a moment (at most 10 summary delays late).
+        """Recount once alerts stop arriving for a moment (at most 10 summary delays late), and never while
+        kopf is still handing over a full list of the alerts: then once that listing is over.
 
-        A restart lists thousands of alerts over several seconds; counting at each summary delay would
+        A restart lists thousands of alerts over a minute or more; counting at each summary delay would
         write every partial count in between. New matches still show at each delay (`note_matches`).
         """
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        first = self._recount_since.setdefault(rule, now)
         pending = self._recount_timers.pop(rule, None)
         if pending is not None:
             pending.cancel()
+        if self._alerts_listing():
+            # One timer per listed alert would only be cancelled by the next: the listing's end counts.
+            self._recount_since.pop(rule, None)
+            self._after_listing.add(rule)
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        first = self._recount_since.setdefault(rule, now)
         delay = min(self._settings.summary_delay, max(0.0, first + 10 * self._settings.summary_delay - now))
         self._recount_timers[rule] = loop.call_later(delay, self._recount_now, rule)
 
     def _recount_now(self, rule: ObjectRef) -> None:
         self._recount_timers.pop(rule, None)
         self._recount_since.pop(rule, None)
+        if self._alerts_listing() or not self._listed_once:
+            self._after_listing.add(rule)
+            if not self._listed_once and self._first_wait is None:
+                delay = 10 * self._settings.summary_delay
+                self._first_wait = asyncio.get_running_loop().call_later(delay, self.alerts_listed)
+            return
         self._recount_ready.add(rule)
         self._queue.add((RULES, rule))
+
+    def alerts_watched(self) -> None:
+        """An alert's watch event (not a listed one): kopf lists before it watches, so its first listing is over."""
+        if not self._listed_once:
+            self.alerts_listed()
+
+    def alerts_listed(self) -> None:
+        """A full list of the alerts is over: every rule that waited for it counts after a summary delay
+        (should a stall of the listing have passed for its end, more alerts arriving meanwhile push it on)."""
+        self._listed_once = True
+        if self._first_wait is not None:
+            self._first_wait.cancel()
+        waiting, self._after_listing = self._after_listing, set()
+        for rule in waiting:
+            self.schedule_recount(rule)
 
     def forget(self, rule: ObjectRef) -> None:
         """The rule is gone: keep no state for it."""
         self._recount_ready.discard(rule)
+        self._after_listing.discard(rule)
         self._recount_since.pop(rule, None)
         self._last_match.pop(rule, None)
         timer = self._recount_timers.pop(rule, None)
@@ -184,6 +224,8 @@ class RuleReconciler:
             timer.cancel()
 
     def stop(self) -> None:
+        if self._first_wait is not None:
+            self._first_wait.cancel()
         for timer in self._recount_timers.values():
             timer.cancel()
         self._recount_timers.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -28,21 +29,15 @@ def _newer_or_unknown(incoming: str, current: str) -> bool:
     return True
 
 
-def _reference(body: Mapping[str, Any]) -> dict[str, Any]:
-    meta = body.get("metadata") or {}
-    return {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind"),
-        "metadata": {key: meta.get(key) for key in ("name", "namespace", "uid")},
-    }
-
-
 @dataclass(slots=True)
 class Entry(Generic[T]):
     model: T
-    # Only what an Event's involvedObject needs: whole bodies (managedFields and all) for thousands
-    # of alerts would be most of the operator's memory.
-    reference: Mapping[str, Any]
+    # Only what an Event's involvedObject needs, as plain strings (``Index.reference`` builds it when an
+    # Event is posted): whole bodies, or even one small dict each, for 50,000 alerts would be most of
+    # the operator's memory. apiVersion and kind are interned: one string for all objects of a kind.
+    api_version: str
+    kind: str
+    uid: str
     resource_version: str
     # Seen through kopf's watch (or written by us), not only in the startup listing. A paused
     # standby replica lists but receives no watch events, so it must not act on what it listed.
@@ -70,8 +65,15 @@ class Index(Generic[T]):
                     return True
                 return False
         self.sequence += 1
+        meta = body.get("metadata") or {}
         self.entries[model.ref] = Entry(
-            model, _reference(body), version, live or (current is not None and current.live), self.sequence
+            model,
+            sys.intern(str(body.get("apiVersion") or "")),
+            sys.intern(str(body.get("kind") or "")),
+            str(meta.get("uid") or ""),
+            version,
+            live or (current is not None and current.live),
+            self.sequence,
         )
         return True
 
@@ -99,7 +101,10 @@ class Index(Generic[T]):
     def reference(self, ref: ObjectRef) -> Mapping[str, Any] | None:
         """apiVersion, kind and the identifying metadata of the object, for posting Events about it."""
         entry = self.entries.get(ref)
-        return entry.reference if entry else None
+        if entry is None:
+            return None
+        metadata = {"name": ref.name, "namespace": ref.namespace, "uid": entry.uid}
+        return {"apiVersion": entry.api_version, "kind": entry.kind, "metadata": metadata}
 
     def in_namespace(self, namespace: str) -> Iterator[T]:
         return (entry.model for ref, entry in self.entries.items() if ref.namespace == namespace)

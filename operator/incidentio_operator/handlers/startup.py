@@ -79,8 +79,10 @@ def configure(settings: kopf.OperatorSettings, options: RunOptions | None = None
     # A Kubernetes API call that hangs must not hang a reconciliation forever.
     settings.networking.request_timeout = 60
     # Each watch event only updates the store and queues a key; workers do the real work, so
-    # kopf need not keep idle per-object tasks around for long (this bounds memory with many alerts).
-    settings.queueing.idle_timeout = 1.0
+    # kopf need not keep idle per-object tasks around for long (this bounds memory with many alerts:
+    # a restart over 50,000 settled alerts peaked at 324 MB with 1 s, 301 MB with 0.1 s, same CPU).
+    # kopf's settings.batching.batch_window is deprecated and read nowhere in kopf 1.45.
+    settings.queueing.idle_timeout = 0.1
 
 
 @kopf.on.startup()

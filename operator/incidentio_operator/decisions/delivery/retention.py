@@ -61,5 +61,26 @@ def seconds_until_deletion(alert: DataAlert, now: datetime.datetime) -> float | 
     """Seconds until the alert, as last written, is to be deleted (0 or less: now); None when it is kept."""
     if alert.spec is None or alert.deleting:
         return None
-    moment = parse_time(str(alert.status.get(DELETE_AFTER) or ""))
+    moment = parse_time(alert.delete_after)
     return None if moment is None else (moment - now).total_seconds()
+
+
+def at_rest(alert: DataAlert, default_ttl: float | None) -> bool:
+    """No call and no write a plan could make for the alert as last written, but delete it at its ``deleteAfter``.
+
+    Settled (Ready in its generation, no delivery with work left), resolved or dismissed (so no rule, old or
+    new, can have an incident opened for it), holding no incident and no finalizer; and its retention
+    stamps are what ``retention_status`` would write with ``default_ttl`` (the operator's may have changed).
+    Its readiness then follows from its deliveries alone; only ``matchedRules`` could differ, after a rule
+    changed while the operator was away: it is brought up to date when the alert or its rules next change.
+    """
+    spec = alert.spec
+    if spec is None or alert.deleting or alert.unsettled or alert.holding or alert.finalizers:
+        return False
+    if spec.state not in CLOSING_STATES:
+        return False
+    ttl = ttl_of(alert, default_ttl)
+    if ttl is None:
+        return not (alert.settled_at or alert.delete_after)
+    since = parse_time(alert.settled_at)
+    return since is not None and alert.delete_after == format_time(since + datetime.timedelta(seconds=ttl))
