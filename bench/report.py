@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 import platform
@@ -252,6 +253,8 @@ def machine() -> dict[str, Any]:
 def _number(value: float | None) -> str:
     if value is None:
         return "-"
+    if not math.isfinite(value):
+        return "> last bucket" if value > 0 else str(value)  # a lag past the histogram's last bound
     if value == int(value) and abs(value) < 1e9:
         return str(int(value))
     if abs(value) < 1:
