@@ -259,7 +259,7 @@ def _number(value: float | None) -> str:
         return str(int(value))
     if abs(value) < 1:
         # Four places, so a ratio just under its target (0.4997) never prints as the target itself.
-        return f"{value:.4f}".rstrip("0")
+        return f"{value:.4f}".rstrip("0").rstrip(".")
     return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
 
 
