@@ -44,3 +44,17 @@ def test_garbage_of_a_sweep_is_collected_before_the_freeze() -> None:
     del a, b
     keeper.after_sweep()
     assert alive() is None
+
+
+def test_a_full_listing_is_collected_and_frozen_batch_by_batch() -> None:
+    gc.unfreeze()
+    keeper = HeapKeeper(thaw_every=100, listed_batch=3)
+    stored = [Node() for _ in range(10)]
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    garbage = weakref.ref(a)
+    del a, b
+    assert [keeper.listed() for _ in range(6)] == [False, False, True, False, False, True]
+    # What was stored is out of the collector's view; the batch's garbage was reclaimed, not frozen with it.
+    assert gc.get_freeze_count() >= len(stored)
+    assert garbage() is None

@@ -221,6 +221,7 @@ class Controller:
         self.heartbeats.watch_event()
         if event_type is None:
             self.resync.listed(resource)
+            self._heap.listed()
         elif resource == ALERTS:
             self.rules.alerts_watched()
         if resource == ALERTS:
