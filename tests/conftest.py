@@ -1,6 +1,6 @@
 """Fixtures of the stand-in's own tests (test_kubesim_*): a background loop, a stand-in serving Widgets, a client.
 
-A test module that defines a fixture of the same name uses its own instead.
+A test module that defines a fixture of the same name (its own CRDs, validator or objects) uses its own instead.
 """
 
 from __future__ import annotations

@@ -91,13 +91,6 @@ def size_validator(crd: Mapping[str, Any]) -> SizeValidator:
     return SizeValidator()
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[BackgroundLoop]:
-    background = BackgroundLoop("kubesim-tests")
-    yield background
-    background.close()
-
-
 @pytest.fixture
 def api(loop: BackgroundLoop) -> Iterator[KubeApiStandIn]:
     stand_in = KubeApiStandIn(crds=[WIDGETS, GADGETS], validator_factory=size_validator)
@@ -105,12 +98,6 @@ def api(loop: BackgroundLoop) -> Iterator[KubeApiStandIn]:
     stand_in.put_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
     yield stand_in
     loop.run(stand_in.stop())
-
-
-@pytest.fixture
-def client(api: KubeApiStandIn) -> Iterator[StandInClient]:
-    with StandInClient(api.url) as c:
-        yield c
 
 
 def widget(name: str = "w1", **spec: Any) -> dict[str, Any]:

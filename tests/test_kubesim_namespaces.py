@@ -28,13 +28,6 @@ HOLD = "example.com/hold"
 TERMINATING = "unable to create new content in namespace doomed because it is being terminated"
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[BackgroundLoop]:
-    background = BackgroundLoop("kubesim-namespace-tests")
-    yield background
-    background.close()
-
-
 @pytest.fixture
 def api(loop: BackgroundLoop) -> Iterator[KubeApiStandIn]:
     stand_in = KubeApiStandIn(crds=[WIDGETS], validator_factory=None)

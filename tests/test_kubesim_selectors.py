@@ -30,13 +30,6 @@ SECRETS = (
 )
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[BackgroundLoop]:
-    background = BackgroundLoop("kubesim-selector-tests")
-    yield background
-    background.close()
-
-
 @pytest.fixture
 def api(loop: BackgroundLoop) -> Iterator[KubeApiStandIn]:
     stand_in = KubeApiStandIn(validator_factory=None)
@@ -47,12 +40,6 @@ def api(loop: BackgroundLoop) -> Iterator[KubeApiStandIn]:
         stand_in.put_object(secret(namespace, name, labels))
     yield stand_in
     loop.run(stand_in.stop())
-
-
-@pytest.fixture
-def client(api: KubeApiStandIn) -> Iterator[StandInClient]:
-    with StandInClient(api.url) as c:
-        yield c
 
 
 def secret(namespace: str, name: str, labels: dict[str, str], value: str = "v1") -> dict[str, Any]:

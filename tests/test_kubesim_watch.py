@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,31 +18,11 @@ from .test_kubesim import WIDGETS, W, widget
 BOUND = 10  # seconds: every stream in these tests ends by itself at the latest after this long
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[BackgroundLoop]:
-    background = BackgroundLoop("kubesim-watch-tests")
-    yield background
-    background.close()
-
-
 def start(loop: BackgroundLoop, **options: Any) -> KubeApiStandIn:
     stand_in = KubeApiStandIn(crds=[WIDGETS], validator_factory=None, **options)
     loop.run(stand_in.start())
     stand_in.put_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
     return stand_in
-
-
-@pytest.fixture
-def api(loop: BackgroundLoop) -> Iterator[KubeApiStandIn]:
-    stand_in = start(loop)
-    yield stand_in
-    loop.run(stand_in.stop())
-
-
-@pytest.fixture
-def client(api: KubeApiStandIn) -> Iterator[StandInClient]:
-    with StandInClient(api.url) as c:
-        yield c
 
 
 def summary(event: dict[str, Any]) -> tuple[str, str]:
