@@ -47,4 +47,5 @@ def test_settled_alerts_are_deleted_after_their_ttl_and_one_holding_an_incident_
         kept = env.get(ALERTS, NS, name)
         assert kept is not None and "deleteAfter" not in (kept.get("status") or {})
         assert [d["state"] for d in kept["status"]["deliveries"]][-1] == "Open"
-    assert "dataalert team-a/settled deleted: settled at" in env.operator_log
+    # The operator logs a deletion once the API server has answered it: after the test can see it.
+    wait_for(lambda: "dataalert team-a/settled deleted: settled at" in env.operator_log, what="the deletion in the log")
