@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from incidentio_operator.api import DataAlert, ObjectRef
-from incidentio_operator.controller.store import Index, Store
+from incidentio_operator.controller.store import AlertIndex, Index, Store
 
 from .factories import NAMESPACE, alert_body
 
@@ -128,3 +128,50 @@ def test_known_is_true_only_for_a_live_entry_at_this_or_a_newer_version() -> Non
     assert index.known(REF, "7") and index.known(REF, "6")
     assert not index.known(REF, "8")
     assert not index.known(REF, "")
+
+
+def _settled(resource_version: str, *deliveries: dict[str, Any], **spec: Any) -> tuple[DataAlert, dict[str, Any]]:
+    """A version whose status is Ready at its generation, with these deliveries."""
+    ready = {"type": "Ready", "status": "True"}
+    status = {"observedGeneration": 1, "conditions": [ready], "deliveries": list(deliveries)}
+    return _version(resource_version, status=status, **spec)
+
+
+OPEN = {"destination": "incidentio", "state": "Open", "attempts": 1}
+CLOSED = {"destination": "incidentio", "state": "Closed", "attempts": 1}
+
+
+def test_the_alert_index_keeps_the_alerts_holding_incidents_or_unsettled_apart() -> None:
+    alerts = AlertIndex()
+    alerts.upsert(*_version("1", name="new-alert"))  # no status yet: unsettled, holding nothing
+    alerts.upsert(*_settled("2", OPEN))  # settled, holding an incident
+    alerts.upsert(*_settled("3", CLOSED, name="quiet-alert"))  # settled, holding nothing
+
+    assert [e.model.ref.name for e in alerts.holding_entries()] == [REF.name]
+    assert [e.model.ref.name for e in alerts.unsettled_entries()] == ["new-alert"]
+    assert len(alerts) == 3
+
+
+def test_the_alert_index_follows_each_new_version_and_ignores_stale_ones() -> None:
+    alerts = AlertIndex()
+    assert alerts.upsert(*_settled("5", OPEN))
+    assert not alerts.upsert(*_settled("4", CLOSED)), "a stale version changes nothing"
+    assert [e.model.ref for e in alerts.holding_entries()] == [REF]
+
+    assert alerts.upsert(*_settled("6", CLOSED))
+    assert list(alerts.holding_entries()) == [] and list(alerts.unsettled_entries()) == []
+    assert alerts.upsert(*_version("7", status={"deliveries": [{"destination": "incidentio", "state": "Pending"}]}))
+    assert [e.model.ref for e in alerts.unsettled_entries()] == [REF]
+    assert list(alerts.holding_entries()) == [], "a create not yet sent holds nothing"
+
+    alerts.remove(REF)
+    assert list(alerts.holding_entries()) == [] and list(alerts.unsettled_entries()) == []
+
+
+def test_the_alert_index_may_be_changed_while_its_sets_are_walked() -> None:
+    alerts = AlertIndex()
+    for n in range(3):
+        alerts.upsert(*_settled(str(n + 1), OPEN, name=f"alert-{n}"))
+    for entry in alerts.holding_entries():
+        alerts.upsert(*_settled("9", CLOSED, name=entry.model.ref.name))
+    assert list(alerts.holding_entries()) == []

@@ -157,10 +157,12 @@ class DestinationReconciler:
     def holders(self, destination: Destination) -> list[ObjectRef]:
         """The alerts that hold an incident that may be open through this destination."""
         ref = destination.ref
-        namespaces = None if self._settings.allow_cross_namespace else ref.namespace
-        alerts = self._store.alerts if namespaces is None else self._store.alerts.in_namespace(ref.namespace)
+        anywhere = self._settings.allow_cross_namespace
         found = []
-        for alert in alerts:
+        for entry in self._store.alerts.holding_entries():
+            alert = entry.model
+            if not anywhere and alert.ref.namespace != ref.namespace:
+                continue
             if any(destination_ref(label, alert.ref.namespace) == ref for label in alert.holding):
                 found.append(alert.ref)
         return sorted(found)

@@ -104,12 +104,12 @@ class DriftChecker:
         now = self._monotonic()
         seen: dict[OpenIncident, float] = {}
         reads: list[tuple[Destination, OpenIncident]] = []
-        # One pass over the alerts per round, not one per destination: settled alerts (most of them) hold
-        # nothing, and the pass runs on the event loop.
+        # One pass per round, not one per destination, and over the alerts holding an incident only (the
+        # store keeps them apart): settled alerts, most of them, hold nothing, and the pass runs on the loop.
         holding = [
             entry.model
-            for entry in self._store.alerts.entries.values()
-            if entry.live and entry.model.holding and not lifecycle.closing(entry.model)
+            for entry in self._store.alerts.holding_entries()
+            if entry.live and not lifecycle.closing(entry.model)
         ]
         self._open = {alert.ref: self._open_of(alert) for alert in holding}
         for destination in list(self._store.destinations.live()):

@@ -203,9 +203,9 @@ class Controller:
                 await self.resync.resync(resource)
             for destination in self.store.destinations.live():
                 self.queue.add((DESTINATIONS, destination.ref))
-            for alert in self.store.alerts.live():
-                if alert.unsettled:
-                    self.queue.add((ALERTS, alert.ref))
+            for entry in self.store.alerts.unsettled_entries():
+                if entry.live:
+                    self.queue.add((ALERTS, entry.model.ref))
             self.noise.expire()
             self._heap.after_sweep()
 
@@ -356,9 +356,11 @@ class Controller:
             self._wake_alerts(ref.namespace, everything=False)
 
     def _wake_alerts(self, namespace: str, *, everything: bool) -> None:
-        for alert in self.store.alerts.in_namespace(namespace):
-            if everything or alert.unsettled:
-                self.queue.add((ALERTS, alert.ref))
+        alerts = self.store.alerts
+        refs = list(alerts.entries) if everything else [entry.model.ref for entry in alerts.unsettled_entries()]
+        for ref in refs:
+            if ref.namespace == namespace:
+                self.queue.add((ALERTS, ref))
 
     # ----------------------------------------------------------------- the worker
 
