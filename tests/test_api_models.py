@@ -85,8 +85,16 @@ def test_alert_with_deletion_timestamp_is_deleting_and_keeps_its_finalizers() ->
         ({"changes": ["column_removed"]}, "spec.changes[0]"),
         ({"eventType": "freshness_violation"}, "spec.changes"),
     ],
-    ids=["no-title", "no-event-type", "unknown-severity", "unknown-state", "title-not-text", "asset-not-object",
-         "change-not-object", "changes-on-non-schema-event"],
+    ids=[
+        "no-title",
+        "no-event-type",
+        "unknown-severity",
+        "unknown-state",
+        "title-not-text",
+        "asset-not-object",
+        "change-not-object",
+        "changes-on-non-schema-event",
+    ],
 )
 def test_alert_spec_that_does_not_parse_is_kept_as_a_spec_error_naming_the_field(
     overrides: dict[str, Any], field: str
@@ -171,8 +179,18 @@ def test_destination_parses_the_design_example() -> None:
         ({"connectionTest": {"onCreate": "Ping"}}, "spec.connectionTest.onCreate"),
         ({"baseURL": "api.incident.io"}, "spec.baseURL"),
     ],
-    ids=["no-secret-ref", "empty-secret-name", "bad-visibility", "bad-mode", "bad-severity-key", "notify-not-bool",
-         "interval-not-duration", "interval-under-a-minute", "bad-on-create", "base-url-without-scheme"],
+    ids=[
+        "no-secret-ref",
+        "empty-secret-name",
+        "bad-visibility",
+        "bad-mode",
+        "bad-severity-key",
+        "notify-not-bool",
+        "interval-not-duration",
+        "interval-under-a-minute",
+        "bad-on-create",
+        "base-url-without-scheme",
+    ],
 )
 def test_destination_spec_errors_name_the_field(spec: dict[str, Any], field: str) -> None:
     full = {"apiKeySecretRef": {"name": "incidentio-api-key"}, **spec}
@@ -294,8 +312,16 @@ def test_rule_destination_reference_resolves_in_the_rules_namespace_unless_it_na
         ),
         (rule_body(suspend="no"), "spec.suspend"),
     ],
-    ids=["no-destinations", "unnamed-destination", "event-types-not-list", "severities-not-text",
-         "databases-not-list", "tables-not-object", "unknown-selector-operator", "suspend-not-bool"],
+    ids=[
+        "no-destinations",
+        "unnamed-destination",
+        "event-types-not-list",
+        "severities-not-text",
+        "databases-not-list",
+        "tables-not-object",
+        "unknown-selector-operator",
+        "suspend-not-bool",
+    ],
 )
 def test_rule_spec_errors_name_the_field(body: dict[str, Any], field: str) -> None:
     rule = AlertRule.from_body(body)

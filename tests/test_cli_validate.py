@@ -106,7 +106,7 @@ def test_every_mistake_is_one_line_naming_file_object_and_field(
         f"error: {destinations}: IncidentIoDestination team/bad-enum: spec.incident.visibility: "
         'Unsupported value: "secret": supported values: "public", "private"',
         f"error: {destinations}: IncidentIoDestination team/no-secret-ref: spec.apiKeySecretRef: Required value: "
-            "the API key's Secret is required in delivery mode Incident",
+        "the API key's Secret is required in delivery mode Incident",
         f"warning: {destinations}: IncidentIoDestination team/bad-enum: spec.apiKeySecretRef.name: "
         "Secret team/missing-secret is not declared in these files (external?)",
         f"warning: {rules}: AlertRule team/dangling: spec.destinations[0].name: "

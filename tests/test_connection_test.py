@@ -72,8 +72,14 @@ def test_unknown_closed_status_in_an_account_without_closed_statuses_says_none()
 
 @pytest.mark.parametrize(
     ("wanted", "expected"),
-    [("Critical", "01CRITICAL"), ("critical", "01CRITICAL"), ("MAJOR", "01MAJOR"), ("01MINOR", "01MINOR"),
-     ("Sev1", None), ("", None)],
+    [
+        ("Critical", "01CRITICAL"),
+        ("critical", "01CRITICAL"),
+        ("MAJOR", "01MAJOR"),
+        ("01MINOR", "01MINOR"),
+        ("Sev1", None),
+        ("", None),
+    ],
     ids=["name", "name-any-case", "name-upper-case", "id", "unknown", "empty"],
 )
 def test_severity_resolves_by_id_or_by_name_in_any_case(wanted: str, expected: str | None) -> None:

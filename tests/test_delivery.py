@@ -397,9 +397,7 @@ def test_cross_namespace_destination_is_delivered_to_when_allowed() -> None:
     rules = [rule_body(destinations=[{"name": "shared", "namespace": "platform"}])]
     destinations = [destination_body("shared", namespace="platform")]
 
-    step = reconcile(
-        alert_body(), incidentio(), rules=rules, destinations=destinations, allow_cross_namespace=True
-    )
+    step = reconcile(alert_body(), incidentio(), rules=rules, destinations=destinations, allow_cross_namespace=True)
 
     (action,) = step.plan.actions
     assert action.destination == ObjectRef("platform", "shared")
@@ -917,9 +915,9 @@ def test_every_status_field_written_is_declared_in_the_crd(scenario: str) -> Non
         "retrying": lambda: reconcile(alert_body(), failing(incidentio_error(503))).body,
         "failed": lambda: reconcile(alert_body(), failing(incidentio_error(422))).body,
         "closed": lambda: reconcile(resolved(), incidentio()).body,
-        "left-open": lambda: reconcile(
-            resolved(), incidentio(), destinations=[destination_body(closed_status_id=None)]
-        ).body,
+        "left-open": lambda: (
+            reconcile(resolved(), incidentio(), destinations=[destination_body(closed_status_id=None)]).body
+        ),
     }
     status = bodies[scenario]()["status"]
     schema = _status_schema()

@@ -49,9 +49,7 @@ def test_idempotency_key_is_the_same_for_the_same_alert_destination_and_epoch() 
 
 def test_idempotency_key_does_not_depend_on_the_process() -> None:
     """A restarted operator must re-send the key the previous process sent: no salted hash, no randomness."""
-    assert (
-        idempotency_key("3f0c7a52-alert-uid", DESTINATION, 1) == "armor-3b58423897499965d789ec063d5ca0a880d98465"
-    )
+    assert idempotency_key("3f0c7a52-alert-uid", DESTINATION, 1) == "armor-3b58423897499965d789ec063d5ca0a880d98465"
 
 
 @pytest.mark.parametrize(

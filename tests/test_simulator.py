@@ -264,9 +264,7 @@ async def test_same_idempotency_key_returns_the_first_incident_and_creates_nothi
 async def test_show_by_id_and_by_numeric_reference(simulator: Simulator) -> None:
     async with client(simulator) as http:
         await http.post("/v2/incidents", json=incident_body(idempotency_key="a"))
-        created = (await http.post("/v2/incidents", json=incident_body(idempotency_key="b"))).json()[
-            "incident"
-        ]
+        created = (await http.post("/v2/incidents", json=incident_body(idempotency_key="b"))).json()["incident"]
         by_id = await http.get(f"/v2/incidents/{created['id']}")
         by_number = await http.get("/v2/incidents/2")
         missing = await http.get("/v2/incidents/3")

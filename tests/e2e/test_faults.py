@@ -169,9 +169,7 @@ def test_a_burst_stays_under_the_rate_limit_and_sustains_it(tmp_path: Path) -> N
     capacity, refill = (1200, 20.0) if FULL else (60, 6.0)
     started = time.monotonic()
     with bench(tmp_path, rate_limit_per_minute=capacity, refill_per_second=refill) as env:
-        env.start_operator(
-            *FAST, "--rate-limit-per-minute", str(capacity), "--rate-limit-refill", str(refill)
-        )
+        env.start_operator(*FAST, "--rate-limit-per-minute", str(capacity), "--rate-limit-refill", str(refill))
         setup_team(env)
         names = [f"burst-{n:04d}" for n in range(count)]
         put_at_once(env, [o.alert(name) for name in names])
@@ -291,9 +289,11 @@ def test_dropped_watches_and_failed_status_patches_lose_nothing_and_send_nothing
         books = Books(env, [NS])
         assert (books.created, books.duplicates, books.open_incidents(), books.disagreements()) == (count, 0, [], [])
         counters = wait_for(
-            lambda: (c := env.status(DESTINATIONS, NS, "incidentio").get("counters") or {})
-            and c.get("incidentsClosed", 0) >= count
-            and c,
+            lambda: (
+                (c := env.status(DESTINATIONS, NS, "incidentio").get("counters") or {})
+                and c.get("incidentsClosed", 0) >= count
+                and c
+            ),
             what=f"destination counters caught up (now {env.status(DESTINATIONS, NS, 'incidentio').get('counters')})",
         )
         assert counters["incidentsCreated"] == count, counters
