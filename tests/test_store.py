@@ -175,3 +175,25 @@ def test_the_alert_index_may_be_changed_while_its_sets_are_walked() -> None:
     for entry in alerts.holding_entries():
         alerts.upsert(*_settled("9", CLOSED, name=entry.model.ref.name))
     assert list(alerts.holding_entries()) == []
+
+
+def _matching(resource_version: str, *rules: str, **spec: Any) -> tuple[DataAlert, dict[str, Any]]:
+    return _version(resource_version, status={"matchedRules": list(rules)}, **spec)
+
+
+def test_the_alert_index_counts_each_rules_matches_as_alerts_come_change_and_go() -> None:
+    alerts = AlertIndex()
+    schema, fresh, other = (ObjectRef(NAMESPACE, n) for n in ("schema-changes", "freshness", "other"))
+    alerts.upsert(*_matching("1", "schema-changes", "freshness", name="a"))
+    alerts.upsert(*_matching("2", "schema-changes", name="b"))
+    alerts.upsert(*_matching("3", "schema-changes", name="c", namespace="another-team"))
+    assert (alerts.matching(schema), alerts.matching(fresh), alerts.matching(other)) == (2, 1, 0)
+    assert alerts.matching(ObjectRef("another-team", "schema-changes")) == 1
+
+    assert not alerts.upsert(*_matching("1", "other", name="b")), "stale: counts unchanged"
+    alerts.upsert(*_matching("5", "freshness", "freshness", name="b"))  # named twice, counted once
+    assert (alerts.matching(schema), alerts.matching(fresh)) == (1, 2)
+    alerts.remove(ObjectRef(NAMESPACE, "a"))
+    alerts.remove(ObjectRef(NAMESPACE, "a"))
+    assert (alerts.matching(schema), alerts.matching(fresh)) == (0, 1)
+    assert alerts.matches == {ObjectRef(NAMESPACE, "freshness"): 1, ObjectRef("another-team", "schema-changes"): 1}

@@ -351,6 +351,25 @@ def test_the_ledger_counts_a_rules_admissions_since_a_moment_without_the_asking_
     assert history.admitted_since(r, at("2026-12-01T00:00:00Z"), excluding=nobody) == 0
 
 
+def test_expiring_forgets_cooldowns_and_counts_of_admissions_noted_out_of_time_order() -> None:
+    # A restart lists alerts in name order, not in the order their incidents opened.
+    opened = [("c", "2026-12-01T03:00:00Z", "INC-3"), ("a", "2026-12-01T01:00:00Z", "INC-1")]
+    history = ledger_with(*opened, ("b", "2026-12-01T02:00:00Z", "INC-2"), asset="shared")
+    r, nobody = ObjectRef(NAMESPACE, "r"), ("", "", 0)
+    destination, subject = ObjectRef(NAMESPACE, DESTINATION), "shared"
+    latest = history.last_admission(r, destination, subject, "schema_change", excluding=nobody)
+    assert latest is not None and latest.reference == "INC-3"
+
+    history.expire(at("2026-12-01T02:30:00Z"))
+    assert len(history) == 1
+    assert history.admitted_since(r, at("2026-12-01T00:00:00Z"), excluding=nobody) == 1
+    latest = history.last_admission(r, destination, subject, "schema_change", excluding=nobody)
+    assert latest is not None and latest.reference == "INC-3"
+    history.expire(at("2026-12-01T03:00:01Z"))
+    assert history.last_admission(r, destination, subject, "schema_change", excluding=nobody) is None
+    assert (len(history), history.admitted_since(r, at("2026-12-01T00:00:00Z"), excluding=nobody)) == (0, 0)
+
+
 def test_the_daily_cap_counts_from_local_midnight_on_a_dst_day() -> None:
     # Berlin's 29 March 2026 begins at 23:00 UTC the day before (CET) and ends at 22:00 UTC (CEST): 23 hours.
     berlin = rule(

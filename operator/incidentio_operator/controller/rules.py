@@ -102,8 +102,7 @@ class RuleReconciler:
         if rule.ref not in self._recount_ready and isinstance(previous, int):
             return previous
         self._recount_ready.discard(rule.ref)
-        alerts = self._store.alerts.in_namespace(rule.ref.namespace)
-        return sum(1 for alert in alerts if rule.ref.name in alert.matched_rules)
+        return self._store.alerts.matching(rule.ref)
 
     def _destinations(self, rule: AlertRule) -> tuple[list[dict[str, Any]], bool, str, str]:
         """(one entry per destination the rule names, ready, reason, message)."""
