@@ -95,10 +95,15 @@ class AdmissionLedger:
             reference=reference,
         )
         self._entries[key] = entry
-        heapq.heappush(self._by_time, (at, key))
+        item = (at, key)  # one tuple shared by the heap and every rule's list
+        heapq.heappush(self._by_time, item)
         for name in rules:
             rule = ObjectRef(namespace, name)
-            bisect.insort(self._by_rule.setdefault(rule, []), (at, key))
+            admitted = self._by_rule.setdefault(rule, [])
+            if not admitted or admitted[-1] <= item:
+                admitted.append(item)  # the usual order: no search, no shift of the list
+            else:
+                bisect.insort(admitted, item)
             self._by_cooldown.setdefault((rule, entry.destination, entry.subject, entry.event_type), set()).add(key)
 
     # ----------------------------------------------------------------- AdmissionHistory
