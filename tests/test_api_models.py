@@ -438,6 +438,20 @@ def test_an_alerts_status_is_parsed_once_for_all_its_readers() -> None:
     assert resolved.status["observedState"] == "resolved" and "observedState" not in alert.status
 
 
+def test_an_alert_at_rest_keeps_its_status_compressed_and_reads_it_back_whole() -> None:
+    ready = {"type": "Ready", "status": "True", "reason": "Closed", "message": "Incident INC-1 closed"}
+    closed = {"destination": DESTINATION, "epoch": 1, "state": "Closed", "attempts": 1, "reference": "INC-1"}
+    settled = {"observedGeneration": 1, "conditions": [ready], "deliveries": [closed], "matchedRules": ["r"]}
+    at_rest = DataAlert.from_body(alert_body(status=settled))
+    assert isinstance(at_rest.status_json, bytes) and len(at_rest.status_json) < len(str(settled))
+    assert at_rest.status == settled and at_rest.matched_rules == ("r",) and not at_rest.unsettled
+
+    holding = DataAlert.from_body(alert_body(status={**settled, "deliveries": [{**closed, "state": "Open"}]}))
+    assert isinstance(holding.status_json, str) and holding.holding == (DESTINATION,)
+    unsettled = DataAlert.from_body(alert_body(status={**settled, "observedGeneration": 0}))
+    assert isinstance(unsettled.status_json, str) and unsettled.unsettled
+
+
 def test_an_alert_as_written_back_keeps_its_parsed_spec_until_the_generation_changes() -> None:
     before = DataAlert.from_body(alert_body())
     written = DataAlert.from_body(alert_body(status={"epoch": 1}), before=before)

@@ -89,7 +89,7 @@ class DriftChecker:
         self._checked: dict[OpenIncident, float] = {}
         # Each holding alert's open incidents, with the status they were read from: a round parses only
         # the statuses that changed since the last, not every open incident's alert every TICK.
-        self._open: dict[ObjectRef, tuple[str, tuple[OpenIncident, ...]]] = {}
+        self._open: dict[ObjectRef, tuple[str | bytes, tuple[OpenIncident, ...]]] = {}
 
     async def run(self) -> None:
         while True:
@@ -143,7 +143,7 @@ class DriftChecker:
             taken.append((destination, incident))
         return taken
 
-    def _open_of(self, alert: DataAlert) -> tuple[str, tuple[OpenIncident, ...]]:
+    def _open_of(self, alert: DataAlert) -> tuple[str | bytes, tuple[OpenIncident, ...]]:
         cached = self._open.get(alert.ref)
         if cached is not None and cached[0] == alert.status_json:
             return cached
