@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -197,3 +198,50 @@ def test_the_alert_index_counts_each_rules_matches_as_alerts_come_change_and_go(
     alerts.remove(ObjectRef(NAMESPACE, "a"))
     assert (alerts.matching(schema), alerts.matching(fresh)) == (0, 1)
     assert alerts.matches == {ObjectRef(NAMESPACE, "freshness"): 1, ObjectRef("another-team", "schema-changes"): 1}
+
+
+def test_the_alert_index_follows_what_it_stores_when_a_stale_version_only_makes_it_live() -> None:
+    alerts = AlertIndex()
+    assert alerts.upsert(*_settled("10", OPEN), live=False)
+    closed = _version("9", status={"matchedRules": ["other"], "deliveries": [CLOSED]})
+    assert alerts.upsert(*closed), "seen live now, at a version older than the one held"
+    stored = alerts.get(REF)
+    assert stored is not None and stored.resource_version == "10" and alerts.entries[REF].live
+    assert [e.model.ref for e in alerts.holding_entries()] == [REF], "what is stored still holds its incident"
+    assert alerts.matches == {}, "the stored version names no rule"
+    alerts.remove(REF)
+    assert list(alerts.holding_entries()) == [] and alerts.matches == {}
+
+
+def _walked(alerts: AlertIndex) -> tuple[set[ObjectRef], set[ObjectRef], dict[ObjectRef, int]]:
+    """What the index's sets and counts must say, from a walk over every entry (as the operator once did)."""
+    matches: dict[ObjectRef, int] = {}
+    for ref, entry in alerts.entries.items():
+        for name in set(entry.model.matched_rules):
+            rule = ObjectRef(ref.namespace, name)
+            matches[rule] = matches.get(rule, 0) + 1
+    holding = {ref for ref, entry in alerts.entries.items() if entry.model.holding}
+    unsettled = {ref for ref, entry in alerts.entries.items() if entry.model.unsettled}
+    return holding, unsettled, matches
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_alert_index_always_says_what_a_walk_over_every_alert_says(seed: int) -> None:
+    chance = random.Random(seed)
+    alerts = AlertIndex()
+    for _ in range(300):
+        ref = ObjectRef(chance.choice([NAMESPACE, "another-team"]), f"alert-{chance.randrange(6)}")
+        if chance.random() < 0.15:
+            alerts.remove(ref)
+        else:
+            state = chance.choice(["Open", "Closed", "Pending", None])
+            status: dict[str, Any] = {"matchedRules": [chance.choice("abc") for _ in range(chance.randrange(3))]}
+            if chance.random() < 0.6:
+                status.update(observedGeneration=1, conditions=[{"type": "Ready", "status": "True"}])
+            if state is not None:
+                status["deliveries"] = [{"destination": "incidentio", "state": state, "attempts": 1}]
+            version = str(chance.randrange(1, 30))  # stale, equal and newer versions all come
+            body = alert_body(ref.name, namespace=ref.namespace, status=status)
+            body["metadata"]["resourceVersion"] = version
+            alerts.upsert(DataAlert.from_body(body), body, live=chance.random() < 0.8)
+        assert (set(alerts.holding), set(alerts.unsettled), alerts.matches) == _walked(alerts)

@@ -135,8 +135,9 @@ class AlertIndex(Index[DataAlert]):
     def upsert(self, model: DataAlert, body: Mapping[str, Any], *, live: bool = True) -> bool:
         before = self.entries.get(model.ref)
         stored = Index.upsert(self, model, body, live=live)
-        if stored:
-            self._file(model.ref, before.model if before is not None else None, model)
+        after = self.entries.get(model.ref)
+        if after is not None and after is not before:  # a new entry stored, not only `live` flipped
+            self._file(model.ref, before.model if before is not None else None, after.model)
         return stored
 
     def remove(self, ref: ObjectRef) -> None:
