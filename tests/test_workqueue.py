@@ -208,3 +208,29 @@ async def test_close_cancels_pending_timers() -> None:
         await handler.until(lambda handled: handled == ["later"])
     # The closed queue's timers were due before this one: had they not been cancelled, they would have fired.
     assert queue.depth == 0
+
+
+async def test_a_worker_gives_the_loop_a_turn_between_keys_that_need_no_io() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    keys = [f"alert-{n}" for n in range(1000)]
+    handled: list[str] = []
+    drained = asyncio.Event()
+
+    seen_at: list[int] = []  # how many keys were handled when a callback queued at the first got its turn
+
+    async def at_rest(key: str) -> None:  # a handling that never suspends (an alert at rest looked at again)
+        handled.append(key)
+        if len(handled) == 1:
+            asyncio.get_running_loop().call_soon(lambda: seen_at.append(len(handled)))
+        if len(handled) == len(keys):
+            drained.set()
+
+    for key in keys:
+        queue.add(key)
+    worker = asyncio.create_task(queue.run_worker(at_rest))
+    try:
+        await asyncio.wait_for(drained.wait(), BOUND)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    assert seen_at and seen_at[0] < 10, f"the callback waited for {seen_at} of {len(keys)} keys"
