@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from incidentio_operator.controller.workqueue import WorkQueue
@@ -57,7 +57,9 @@ class Recorder:
 
 
 @asynccontextmanager
-async def workers(queue: WorkQueue[str], handler: Recorder, count: int = 1) -> AsyncIterator[None]:
+async def workers(
+    queue: WorkQueue[str], handler: Callable[[str], Awaitable[None]], count: int = 1
+) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(queue.run_worker(handler)) for _ in range(count)]
     try:
         yield
@@ -215,7 +217,6 @@ async def test_a_worker_gives_the_loop_a_turn_between_keys_that_need_no_io() -> 
     keys = [f"alert-{n}" for n in range(1000)]
     handled: list[str] = []
     drained = asyncio.Event()
-
     seen_at: list[int] = []  # how many keys were handled when a callback queued at the first got its turn
 
     async def at_rest(key: str) -> None:  # a handling that never suspends (an alert at rest looked at again)
@@ -227,10 +228,6 @@ async def test_a_worker_gives_the_loop_a_turn_between_keys_that_need_no_io() -> 
 
     for key in keys:
         queue.add(key)
-    worker = asyncio.create_task(queue.run_worker(at_rest))
-    try:
+    async with workers(queue, at_rest):
         await asyncio.wait_for(drained.wait(), BOUND)
-    finally:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
     assert seen_at and seen_at[0] < 10, f"the callback waited for {seen_at} of {len(keys)} keys"

@@ -148,11 +148,15 @@ class AlertIndex(Index[DataAlert]):
 
     def holding_entries(self) -> Iterator[Entry[DataAlert]]:
         """The entries of the alerts that hold an incident that may be open, live or only listed."""
-        return (entry for ref in list(self.holding) if (entry := self.entries.get(ref)) is not None)
+        return self._entries_of(self.holding)
 
     def unsettled_entries(self) -> Iterator[Entry[DataAlert]]:
         """The entries of the alerts whose status is not settled."""
-        return (entry for ref in list(self.unsettled) if (entry := self.entries.get(ref)) is not None)
+        return self._entries_of(self.unsettled)
+
+    def _entries_of(self, refs: dict[ObjectRef, None]) -> Iterator[Entry[DataAlert]]:
+        # A copy of the refs: the caller may store or remove alerts while it walks them.
+        return (entry for ref in list(refs) if (entry := self.entries.get(ref)) is not None)
 
     def matching(self, rule: ObjectRef) -> int:
         """How many stored alerts (live or only listed) name the rule in status.matchedRules."""
